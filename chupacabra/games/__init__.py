@@ -1,0 +1,34 @@
+"""
+The common game interface and the games that ship with chupacabra.
+
+A game is plain Python: a L{Game} subclass whose methods take and return
+immutable states.  Nothing here imports Twisted.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from ._interface import Game, MoveError, Outcome
+from .tictactoe import TicTacToe
+
+__all__ = ["Game", "MoveError", "Outcome", "TicTacToe", "installed_games"]
+
+#: The entry point group that installed packages add games to.
+ENTRY_POINT_GROUP = "chupacabra.games"
+
+
+def installed_games() -> dict[str, Game[Any, Any]]:
+    """
+    Return every game that can be served, by name.
+
+    The games shipped here are always present; packages add more through
+    the ``chupacabra.games`` entry point group, each naming a L{Game}
+    subclass.
+    """
+    games: dict[str, Game[Any, Any]] = {TicTacToe.name: TicTacToe()}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        cls = point.load()
+        games.setdefault(cls.name, cls())
+    return games

@@ -1,0 +1,403 @@
+"""
+The gateway's core: what every front end asks of it.
+
+A front end (the line protocol, the HTTP API) owns a L{Session} per
+client and calls its methods; each returns a Deferred firing with a
+JSON-ready result or failing with a L{CommandError}.  Updates that game
+services push arrive at the player's L{OnlinePlayer} and are handed to
+every session of that player.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.spread import pb
+
+from ..accounts import Accounts, password_bytes
+from ..errors import CommandError
+from ._link import ServiceLink, call_remote, unavailable
+
+Event = dict[str, Any]
+T = TypeVar("T")
+
+#: How many finished matches a player's gateway remembers, so that a late
+#: move is told ``game-over`` rather than ``no-match``.
+RECENT_MATCHES = 10
+
+
+class MatchHandle:
+    """The gateway's reference to one match on one game service."""
+
+    def __init__(self, match_id: str, ref: pb.RemoteReference, link: ServiceLink):
+        self.id = match_id
+        self.ref = ref
+        self.link = link
+
+    def call(self, method: str, *args: Any) -> defer.Deferred[Any]:
+        if not self.link.up or self.ref.broker.disconnected:
+            return defer.fail(unavailable())
+        return call_remote(self.ref, method, *args)
+
+
+class OnlinePlayer(pb.Referenceable):
+    """
+    A logged-in player: the reference game services push updates to.
+
+    One exists per player per gateway, however many sessions they have.
+    """
+
+    def __init__(self, gateway: Gateway, name: str) -> None:
+        self.gateway = gateway
+        self.name = name
+        self.sessions: list[Session] = []
+        self.matches: dict[str, MatchHandle] = {}
+        self.ended: deque[MatchHandle] = deque(maxlen=RECENT_MATCHES)
+
+    def remote_event(self, event: Event, match: pb.RemoteReference | None) -> None:
+        match_id = event.get("match")
+        kind = event.get("event")
+        if match is not None and isinstance(match_id, str):
+            link = self.gateway.link_of(match)
+            if link is not None:
+                self.matches[match_id] = MatchHandle(match_id, match, link)
+        if kind == "match-ended" and match_id in self.matches:
+            self.ended.appendleft(self.matches.pop(match_id))
+        self.deliver(event)
+
+    def deliver(self, event: Event) -> None:
+        for session in list(self.sessions):
+            session.deliver(event)
+
+    def adopt(self, link: ServiceLink, live: list[Any]) -> list[Event]:
+        """
+        Take the live matches ``link`` reported; return their snapshots.
+
+        Matches the gateway knew on that link but the service no longer
+        has were lost with it, and their players are told so.
+        """
+        snapshots = []
+        seen = set()
+        for snapshot, ref in live:
+            seen.add(snapshot["match"])
+            self.matches[snapshot["match"]] = MatchHandle(snapshot["match"], ref, link)
+            snapshots.append(snapshot)
+        for match_id, handle in list(self.matches.items()):
+            if handle.link is link and match_id not in seen:
+                del self.matches[match_id]
+                self.deliver(
+                    {
+                        "event": "match-ended",
+                        "match": match_id,
+                        "players": None,
+                        "winner": None,
+                        "reason": "aborted",
+                    }
+                )
+        return snapshots
+
+    def pick(self, match_id: str | None) -> MatchHandle:
+        """The match a command names, or the only live one."""
+        if match_id is not None:
+            handle = self.matches.get(match_id)
+            if handle is None:
+                handle = next((h for h in self.ended if h.id == match_id), None)
+            if handle is None:
+                raise CommandError("no-match", f"you have no match {match_id}")
+            return handle
+        if len(self.matches) == 1:
+            return next(iter(self.matches.values()))
+        if len(self.matches) > 1:
+            names = ", ".join(sorted(self.matches))
+            raise CommandError("no-match", f"name one of your matches: {names}")
+        if self.ended:
+            return self.ended[0]
+        raise CommandError("no-match", "you have no live match; PLAY a game first")
+
+
+class Gateway(service.MultiService):
+    """
+    Accounts, online players and the links to every game service.
+
+    Front ends create a L{Session} per client with L{session}.
+    """
+
+    log = Logger()
+
+    def __init__(self, accounts: Accounts) -> None:
+        super().__init__()
+        self.accounts = accounts
+        self.links: list[ServiceLink] = []
+        self.players: dict[str, OnlinePlayer] = {}
+
+    def add_link(self, link: ServiceLink) -> None:
+        link.on_up = self._link_up
+        link.on_down = self._link_down
+        self.links.append(link)
+        link.setServiceParent(self)
+
+    def session(self, deliver: Callable[[Event], None]) -> Session:
+        return Session(self, deliver)
+
+    def link_of(self, ref: pb.RemoteReference) -> ServiceLink | None:
+        for link in self.links:
+            if link.avatar is not None and link.avatar.broker is ref.broker:
+                return link
+        return None
+
+    def link_for(self, game: str) -> ServiceLink:
+        """The link to a service offering ``game``, or the reason there is none."""
+        for link in self.links:
+            if game in link.games and link.up:
+                return link
+        if any(game in link.games for link in self.links):
+            raise unavailable()
+        if not all(link.up for link in self.links):
+            raise CommandError(
+                "unavailable",
+                f"no game service reachable now offers {game}; try again shortly",
+            )
+        raise CommandError("unknown-game", f"there is no game called {game}")
+
+    def up_links(self) -> list[ServiceLink]:
+        up = [link for link in self.links if link.up]
+        if not up:
+            raise unavailable()
+        return up
+
+    async def _link_up(self, link: ServiceLink) -> None:
+        """A service (re)appeared: attach every online player to it."""
+        for player in list(self.players.values()):
+            try:
+                live = await link.call("attach", player.name, player)
+            except Exception:
+                self.log.failure("could not attach {player}", player=player.name)
+                continue
+            for snapshot in player.adopt(link, live):
+                player.deliver(snapshot)
+
+    def _link_down(self, link: ServiceLink) -> None:
+        self.log.info("game service {service} is down", service=link.description)
+
+    # Online players
+
+    async def log_in(self, name: str, session: Session) -> OnlinePlayer:
+        player = self.players.get(name)
+        if player is None:
+            player = self.players[name] = OnlinePlayer(self, name)
+        for other in list(player.sessions):
+            if other.exclusive and session.exclusive:
+                other.kicked()
+        player.sessions.append(session)
+        self.log.info("{player} logged in", player=name)
+
+        snapshots = []
+        for link in self.links:
+            if not link.up:
+                continue
+            try:
+                live = await link.call("attach", name, player)
+            except CommandError:
+                continue
+            snapshots.extend(player.adopt(link, live))
+        for snapshot in snapshots:
+            session.deliver(snapshot)
+        return player
+
+    def log_out(self, session: Session) -> None:
+        player = session.player
+        if player is None:
+            return
+        session.player = None
+        if session in player.sessions:
+            player.sessions.remove(session)
+        self.log.info("{player} logged out", player=player.name)
+        if player.sessions:
+            return
+        del self.players[player.name]
+        for link in self.links:
+            if link.up:
+                link.call("detach", player.name).addErrback(
+                    self._ignore, "detach", player.name
+                )
+
+    def _ignore(self, failure: Failure, action: str, name: str) -> None:
+        if not failure.check(CommandError):
+            self.log.failure(
+                "{action} {player} failed", failure, action=action, player=name
+            )
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> defer.Deferred[T]:
+    return defer.Deferred.fromCoroutine(coro)
+
+
+class Session:
+    """
+    One client of a front end: who they are and what they may do.
+
+    Every public method returns a Deferred of a JSON-ready dict, or fails
+    with a L{CommandError} whose code the front end shows.
+    """
+
+    log = Logger()
+
+    #: Whether a new exclusive login of the same player ends this one.
+    exclusive = True
+
+    def __init__(self, gateway: Gateway, deliver: Callable[[Event], None]) -> None:
+        self.gateway = gateway
+        self._deliver = deliver
+        self.player: OnlinePlayer | None = None
+        self.on_kicked: Callable[[], None] = lambda: None
+
+    @property
+    def name(self) -> str | None:
+        return None if self.player is None else self.player.name
+
+    def deliver(self, event: Event) -> None:
+        self._deliver(event)
+
+    def kicked(self) -> None:
+        """Another login of the same player replaced this one."""
+        self.deliver({"event": "logged-out", "reason": "logged in elsewhere"})
+        self.gateway.log_out(self)
+        self.on_kicked()
+
+    def close(self) -> None:
+        """The client went away."""
+        self.gateway.log_out(self)
+
+    def _need_player(self) -> OnlinePlayer:
+        if self.player is None:
+            raise CommandError("login-required", "log in first: LOGIN name password")
+        return self.player
+
+    # Accounts
+
+    def register(self, name: str, password: str) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            return {"username": await self.gateway.accounts.register(name, password)}
+
+        return _run(run())
+
+    def login(self, name: str, password: str) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            if self.player is not None:
+                raise CommandError(
+                    "already-logged-in", f"already logged in as {self.player.name}"
+                )
+            display = await self.gateway.accounts.authenticate(name, password)
+            if self.player is not None:
+                raise CommandError("already-logged-in", "already logged in")
+            self.player = await self.gateway.log_in(display, self)
+            return {"username": display}
+
+        return _run(run())
+
+    def logout(self) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            self.gateway.log_out(self)
+            return {"username": player.name}
+
+        return _run(run())
+
+    def change_password(self, old: str, new: str) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            password_bytes(new)
+            try:
+                await self.gateway.accounts.change_password(player.name, old, new)
+            except CommandError as e:
+                if e.code == "bad-credentials":
+                    raise CommandError("bad-credentials", "the old password is wrong")
+                raise
+            return {"username": player.name}
+
+        return _run(run())
+
+    # Games and matchmaking
+
+    def games(self) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            games = {}
+            for link in self.gateway.up_links():
+                for name, info in link.games.items():
+                    games.setdefault(name, info)
+            return {"games": [games[name] for name in sorted(games)]}
+
+        return _run(run())
+
+    def play(self, game: str) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            link = self.gateway.link_for(game)
+            result: Event = await link.call("seek", player.name, game)
+            return result
+
+        return _run(run())
+
+    def cancel(self) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            left: list[str] = []
+            for link in self.gateway.up_links():
+                left.extend(await link.call("cancel", player.name))
+            return {"cancelled": sorted(left)}
+
+        return _run(run())
+
+    def matches(self) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            found: list[Event] = []
+            waiting: list[str] = []
+            for link in self.gateway.up_links():
+                found.extend(await link.call("matches", player.name))
+                waiting.extend(await link.call("waiting", player.name))
+            return {"matches": found, "waiting": sorted(waiting)}
+
+        return _run(run())
+
+    def board(self, match: str | None = None) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            handle = player.pick(match)
+            result: Event = await handle.call("state", player.name)
+            return result
+
+        return _run(run())
+
+    def move(self, match: str | None, move: str) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            handle = player.pick(match)
+            result: Event = await handle.call("move", player.name, move)
+            return result
+
+        return _run(run())
+
+    def forfeit(self, match: str | None = None) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            handle = player.pick(match)
+            result: Event = await handle.call("forfeit", player.name)
+            return result
+
+        return _run(run())
+
+    def who(self) -> defer.Deferred[Event]:
+        return defer.succeed({"players": sorted(self.gateway.players)})
+
+
+def unexpected(log: Logger, failure: Failure, command: str) -> CommandError:
+    """Log a failure nobody planned for and say so without details."""
+    log.failure("command {command} failed unexpectedly", failure, command=command)
+    return CommandError("internal", "the server failed; the failure was logged")

@@ -1,0 +1,332 @@
+"""Matchmaking queues and live matches inside a game service."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import attrs
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.spread import pb
+
+from ..errors import ServiceError
+from ..games import Game, MoveError, Outcome
+
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+Event = dict[str, Any]
+
+
+def _ignore_push_failure(failure: Any, name: str) -> None:
+    Match.log.debug("could not push to {player}: {why}", player=name, why=failure.value)
+
+
+@attrs.define(eq=False)
+class Listener:
+    """Where a player's updates go: the reference their gateway gave us."""
+
+    ref: Any
+    broker: Any
+
+
+class Match(pb.Referenceable):
+    """
+    One live match: its seats, position, move log and turn clock.
+
+    Gateways hold a remote reference to it and call ``move``, ``forfeit``
+    and ``state`` on behalf of the player they name.  The service only
+    trusts gateways that logged in with the shared secret.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        service: MatchService,
+        match_id: str,
+        game: Game[Any, Any],
+        players: list[str],
+    ) -> None:
+        self.service = service
+        self.id = match_id
+        self.game = game
+        self.players = players
+        self.state = game.new_state(len(players))
+        self.moves: list[str] = []
+        self.outcome: Outcome | None = None
+        self._timer: IDelayedCall | None = None
+        self._turn_started = service.clock.seconds()
+
+    # Views of the match
+
+    def to_move(self) -> str | None:
+        seat = self.game.to_move(self.state)
+        return None if seat is None else self.players[seat]
+
+    def summary(self) -> Event:
+        """The match's identity and whose turn it is."""
+        return {
+            "match": self.id,
+            "game": self.game.name,
+            "players": list(self.players),
+            "to_move": self.to_move(),
+        }
+
+    def snapshot(self) -> Event:
+        """Everything a player needs to pick the match up again."""
+        event = {"event": "match-state", **self.summary()}
+        event.update(self._position())
+        event["moves"] = list(self.moves)
+        event["labels"] = list(self.game.seat_labels)
+        if self.outcome is None:
+            elapsed = self.service.clock.seconds() - self._turn_started
+            event["seconds_left"] = max(0, round(self.service.turn_timeout - elapsed))
+        else:
+            event["winner"] = self._winner_name()
+            event["reason"] = self.outcome.reason
+        return event
+
+    def _position(self) -> Event:
+        return {
+            "board": self.game.render_json(self.state),
+            "text": self.game.render_text(self.state),
+        }
+
+    def _winner_name(self) -> str | None:
+        assert self.outcome is not None
+        winner = self.outcome.winner
+        return None if winner is None else self.players[winner]
+
+    # Life cycle
+
+    def start(self) -> None:
+        event = {"event": "match-started", **self.summary()}
+        event["labels"] = list(self.game.seat_labels)
+        event.update(self._position())
+        self._start_turn()
+        self.log.info(
+            "match {match} of {game} started: {players}",
+            match=self.id,
+            game=self.game.name,
+            players=self.players,
+        )
+        self._push(event, with_ref=True)
+
+    def _start_turn(self) -> None:
+        self._cancel_timer()
+        self._turn_started = self.service.clock.seconds()
+        self._timer = self.service.clock.callLater(
+            self.service.turn_timeout, self._time_out
+        )
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _time_out(self) -> None:
+        self._timer = None
+        seat = self.game.to_move(self.state)
+        if seat is None:
+            return
+        self._end(_others_win(seat, len(self.players), "time"))
+
+    def _end(self, outcome: Outcome) -> None:
+        self._cancel_timer()
+        self.outcome = outcome
+        self.service.finished(self)
+        winner = self._winner_name()
+        self.log.info(
+            "match {match} ended: {reason}, winner {winner}",
+            match=self.id,
+            reason=outcome.reason,
+            winner=winner,
+        )
+        self._push(
+            {
+                "event": "match-ended",
+                "match": self.id,
+                "players": list(self.players),
+                "winner": winner,
+                "reason": outcome.reason,
+            }
+        )
+
+    def _push(self, event: Event, with_ref: bool = False) -> None:
+        for name in self.players:
+            self.service.push(name, event, self if with_ref else None)
+
+    # What a gateway may ask of the match
+
+    def _seat_of(self, player: str) -> int:
+        try:
+            return self.players.index(player)
+        except ValueError:
+            raise ServiceError("no-match", f"you are not playing in match {self.id}")
+
+    def remote_state(self, player: str) -> Event:
+        self._seat_of(player)
+        return self.snapshot()
+
+    def remote_move(self, player: str, text: str) -> Event:
+        seat = self._seat_of(player)
+        if self.outcome is not None:
+            raise ServiceError("game-over", f"match {self.id} is over")
+        if self.game.to_move(self.state) != seat:
+            raise ServiceError("not-your-turn", f"it is {self.to_move()}'s turn")
+        try:
+            self.state, move = self.game.play(self.state, str(text))
+        except MoveError as e:
+            raise ServiceError(e.code, e.message)
+
+        written = self.game.format_move(move)
+        self.moves.append(written)
+        outcome = self.game.outcome(self.state)
+        if outcome is None:
+            self._start_turn()
+        moved = {
+            "event": "moved",
+            "match": self.id,
+            "player": player,
+            "move": written,
+            "to_move": self.to_move(),
+            **self._position(),
+        }
+        self._push(moved)
+        if outcome is not None:
+            self._end(outcome)
+        return {"match": self.id, "move": written, "to_move": self.to_move()}
+
+    def remote_forfeit(self, player: str) -> Event:
+        seat = self._seat_of(player)
+        if self.outcome is not None:
+            raise ServiceError("game-over", f"match {self.id} is over")
+        self._end(_others_win(seat, len(self.players), "forfeit"))
+        return {"match": self.id, "winner": self._winner_name()}
+
+
+def _others_win(loser: int, seats: int, reason: str) -> Outcome:
+    """The outcome when ``loser`` drops out of a game of ``seats``."""
+    if seats == 2:
+        return Outcome(1 - loser, reason)
+    return Outcome(None, reason)
+
+
+class MatchService:
+    """
+    Everything one game service holds: queues, live matches, listeners.
+
+    Players are named by their canonical display name, which the gateway
+    looked up when they logged in.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        games: dict[str, Game[Any, Any]],
+        clock: IReactorTime,
+        turn_timeout: float = 120.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.games = games
+        self.clock = clock
+        self.turn_timeout = turn_timeout
+        self.rng = rng or random.SystemRandom()
+        self.queues: dict[str, dict[str, None]] = {name: {} for name in games}
+        self.matches: dict[str, Match] = {}
+        self.listeners: dict[str, Listener] = {}
+
+    def game_list(self) -> list[Event]:
+        return [
+            {
+                "name": game.name,
+                "title": game.title,
+                "description": game.description,
+                "moves": game.move_syntax,
+                "players": game.players,
+            }
+            for game in self.games.values()
+        ]
+
+    # Listeners
+
+    def attach(self, player: str, ref: Any, broker: Any) -> list[tuple[Event, Match]]:
+        """Send ``player``'s updates to ``ref`` and return their live matches."""
+        self.listeners[player] = Listener(ref, broker)
+        return [(m.snapshot(), m) for m in self.live_matches(player)]
+
+    def detach(self, player: str, broker: Any = None) -> None:
+        """Stop pushing to ``player`` and take them out of every queue."""
+        listener = self.listeners.get(player)
+        if listener is not None and (broker is None or listener.broker is broker):
+            del self.listeners[player]
+        self.cancel(player)
+
+    def broker_lost(self, broker: Any) -> None:
+        """A gateway went away: forget its players' listeners and seeks."""
+        for player, listener in list(self.listeners.items()):
+            if listener.broker is broker:
+                self.detach(player, broker)
+
+    def push(self, player: str, event: Event, match: Match | None = None) -> None:
+        listener = self.listeners.get(player)
+        if listener is None:
+            return
+        d = maybeDeferred(listener.ref.callRemote, "event", event, match)
+        d.addErrback(_ignore_push_failure, player)
+
+    # Matchmaking
+
+    def seek(self, player: str, game_name: str) -> Event:
+        """
+        Put ``player`` in ``game_name``'s queue, or match them at once.
+
+        Seeking again while waiting changes nothing.
+        """
+        game = self.games.get(game_name)
+        if game is None:
+            raise ServiceError("unknown-game", f"this service has no {game_name}")
+        queue = self.queues[game_name]
+        if player in queue:
+            return {"status": "waiting", "game": game_name}
+
+        waiting = [name for name in queue if name != player]
+        if len(waiting) + 1 < game.players:
+            queue[player] = None
+            self.log.info("{player} waits for {game}", player=player, game=game_name)
+            return {"status": "waiting", "game": game_name}
+
+        seated = [*waiting[: game.players - 1], player]
+        for name in seated:
+            queue.pop(name, None)
+        self.rng.shuffle(seated)
+        match = Match(self, self._new_id(), game, seated)
+        self.matches[match.id] = match
+        match.start()
+        return {"status": "matched", "game": game_name, "match": match.id}
+
+    def cancel(self, player: str) -> list[str]:
+        """Take ``player`` out of every queue; return the games left."""
+        left = []
+        for game_name, queue in self.queues.items():
+            if queue.pop(player, 0) is None:
+                left.append(game_name)
+        return left
+
+    def waiting_for(self, player: str) -> list[str]:
+        return [name for name, queue in self.queues.items() if player in queue]
+
+    def live_matches(self, player: str) -> list[Match]:
+        return [m for m in self.matches.values() if player in m.players]
+
+    def finished(self, match: Match) -> None:
+        self.matches.pop(match.id, None)
+
+    def _new_id(self) -> str:
+        while True:
+            match_id = "".join(self.rng.choice(_ID_ALPHABET) for _ in range(6))
+            if match_id not in self.matches:
+                return match_id

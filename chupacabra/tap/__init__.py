@@ -1,0 +1,384 @@
+"""
+The twistd plugins: options and the service trees they build.
+
+``chupacabra`` runs a gateway and a game service in one process, linked
+over PB on loopback; ``chupacabra-gateway`` and ``chupacabra-game`` run
+the two halves apart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from twisted.application import service
+from twisted.internet import endpoints
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.failure import Failure
+
+DEFAULT_DATA = "chupacabra-data"
+DEFAULT_LINE = "tcp:7653"
+DEFAULT_PB = "tcp:7654:interface=127.0.0.1"
+DEFAULT_SERVICE = "tcp:127.0.0.1:7654"
+
+log = Logger()
+
+
+class _Stub:
+    """A stand-in reactor: endpoint parsers only store it."""
+
+
+def _positive(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a number of seconds, not {text!r}")
+    if not 0 < value < 10**9:
+        raise usage.UsageError(f"--{name} must be more than 0 seconds")
+    return value
+
+
+def _server_endpoint(name: str, description: str) -> str:
+    try:
+        endpoints.serverFromString(_Stub(), description)
+    except Exception as e:
+        raise usage.UsageError(f"--{name} {description!r} is not a valid endpoint: {e}")
+    return description
+
+
+def _client_endpoint(name: str, description: str) -> str:
+    try:
+        endpoints.clientFromString(_Stub(), description)
+    except Exception as e:
+        raise usage.UsageError(f"--{name} {description!r} is not a valid endpoint: {e}")
+    return description
+
+
+class _Options(usage.Options):
+    """Options every plugin takes, and one-line errors instead of usage dumps."""
+
+    optParameters: list[list[Any]] = [
+        ["data", None, DEFAULT_DATA, "Folder for the store and link secret."],
+        [
+            "secret-file",
+            None,
+            None,
+            "File holding the PB link's shared secret "
+            "(default: DATA/link-secret, created if missing; "
+            "$CHUPACABRA_SECRET overrides it).",
+        ],
+    ]
+
+    plugin = "chupacabra"
+
+    def parseOptions(self, options: Any = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            self._fail(str(e))
+
+    def _fail(self, message: str) -> NoReturn:
+        print(f"twistd {self.plugin}: error: {message}", file=sys.stderr)
+        print(f"(twistd {self.plugin} --help lists the options)", file=sys.stderr)
+        raise SystemExit(2)
+
+    def postOptions(self) -> None:
+        data = os.path.abspath(self["data"])
+        try:
+            os.makedirs(data, exist_ok=True)
+        except OSError as e:
+            raise usage.UsageError(f"cannot create data folder {data}: {e.strerror}")
+        if not os.access(data, os.W_OK):
+            raise usage.UsageError(f"data folder {data} is not writable")
+        self["data"] = data
+        self["secret"] = self._secret()
+
+    def _secret(self) -> bytes:
+        env = os.environ.get("CHUPACABRA_SECRET")
+        if env:
+            return env.encode("utf-8")
+        path = self["secret-file"] or os.path.join(self["data"], "link-secret")
+        try:
+            if not os.path.exists(path) and not self["secret-file"]:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(32) + "\n")
+            with open(path, "rb") as f:
+                secret = f.read().strip()
+        except OSError as e:
+            raise usage.UsageError(f"cannot read secret file {path}: {e.strerror}")
+        if not secret:
+            raise usage.UsageError(f"secret file {path} is empty")
+        return secret
+
+
+def _gateway_options(options: _Options) -> None:
+    options["line"] = _server_endpoint("line", options["line"])
+    options["idle-timeout"] = _positive("idle-timeout", options["idle-timeout"])
+    try:
+        rounds = int(options["bcrypt-rounds"])
+    except ValueError:
+        rounds = 0
+    if not 4 <= rounds <= 31:
+        raise usage.UsageError("--bcrypt-rounds must be a whole number from 4 to 31")
+    options["bcrypt-rounds"] = rounds
+    options["game-service"] = [
+        _client_endpoint("game-service", d) for d in options["game-service"]
+    ]
+
+
+def _game_options(options: _Options) -> None:
+    options["pb"] = _server_endpoint("pb", options["pb"])
+    options["turn-timeout"] = _positive("turn-timeout", options["turn-timeout"])
+
+
+_GATEWAY_PARAMETERS: list[list[Any]] = [
+    ["line", None, DEFAULT_LINE, "Endpoint for the telnet/netcat line protocol."],
+    ["idle-timeout", None, "1800", "Seconds without input before a line "
+     "connection is closed."],
+    ["bcrypt-rounds", None, "12", "bcrypt cost for new password hashes (4-31)."],
+]  # fmt: skip
+
+_GAME_PARAMETERS: list[list[Any]] = [
+    ["turn-timeout", None, "120", "Seconds a player has for each move."],
+]
+
+
+class GatewayOptions(_Options):
+    plugin = "chupacabra-gateway"
+    optParameters = _Options.optParameters + _GATEWAY_PARAMETERS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["game-service"] = []
+
+    def opt_game_service(self, description: str) -> None:
+        """Client endpoint of a game service (repeatable; default
+        tcp:127.0.0.1:7654)."""
+        self["game-service"].append(description)
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        if not self["game-service"]:
+            self["game-service"] = [DEFAULT_SERVICE]
+        _gateway_options(self)
+
+
+class GameOptions(_Options):
+    plugin = "chupacabra-game"
+    optParameters = [
+        *_Options.optParameters,
+        ["pb", None, DEFAULT_PB, "Endpoint the PB service listens on."],
+        *_GAME_PARAMETERS,
+    ]
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        _game_options(self)
+
+
+class AllOptions(_Options):
+    plugin = "chupacabra"
+    optParameters = (
+        _Options.optParameters
+        + _GATEWAY_PARAMETERS
+        + [
+            [
+                "pb",
+                None,
+                "tcp:0:interface=127.0.0.1",
+                "Endpoint the built-in game service listens on.",
+            ]
+        ]
+        + _GAME_PARAMETERS
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["game-service"] = []
+
+    def opt_game_service(self, description: str) -> None:
+        """Client endpoint of a further game service (repeatable)."""
+        self["game-service"].append(description)
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        _gateway_options(self)
+        _game_options(self)
+
+
+class Listen(service.Service):
+    """
+    Listen on an endpoint string, or stop the process with one clear line.
+
+    twistd's own listening service logs a traceback and runs on without
+    the port; a server that cannot take its port should not run at all.
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        description: str,
+        factory: Any,
+        what: str,
+        on_listening: Callable[[IListeningPort], Any] = lambda port: None,
+    ) -> None:
+        self.reactor = reactor
+        self.description = description
+        self.factory = factory
+        self.what = what
+        self.on_listening = on_listening
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        endpoint = endpoints.serverFromString(self.reactor, self.description)
+        d = endpoint.listen(self.factory)
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        host = port.getHost()
+        log.info(
+            "{what} listening on {host}:{port}",
+            what=self.what,
+            host=getattr(host, "host", host),
+            port=getattr(host, "port", ""),
+        )
+        self.on_listening(port)
+
+    def _failed(self, failure: Failure) -> None:
+        log.critical(
+            "cannot listen for {what} on {endpoint}: {why}",
+            what=self.what,
+            endpoint=self.description,
+            why=failure.getErrorMessage(),
+        )
+        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        self.reactor.callWhenRunning(self.reactor.stop)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+        return None
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _gateway(options: _Options, reactor: Any) -> Any:
+    from ..accounts import Accounts, PasswordHasher
+    from ..gateway import Gateway, LineFactory
+    from ..store import Store
+
+    store = Store.sqlite(os.path.join(options["data"], "chupacabra.sqlite3"))
+    hasher = PasswordHasher(reactor, rounds=options["bcrypt-rounds"])
+    gateway = Gateway(Accounts(store, hasher))
+    _Resources(store, hasher).setServiceParent(gateway)
+    Listen(
+        reactor,
+        options["line"],
+        LineFactory(gateway, options["idle-timeout"]),
+        "line protocol",
+    ).setServiceParent(gateway)
+    for description in options["game-service"]:
+        _link(gateway, options, reactor, description)
+    return gateway
+
+
+def _link(
+    gateway: Any, options: _Options, reactor: Any, description: str | None
+) -> Any:
+    from ..gateway import ServiceLink
+
+    link = ServiceLink(
+        None
+        if description is None
+        else endpoints.clientFromString(reactor, description),
+        description or "built-in game service",
+        options["secret"],
+        reactor,
+        gateway_name=f"{socket.gethostname()}:{os.getpid()}",
+    )
+    gateway.add_link(link)
+    return link
+
+
+def _game_factory(options: _Options, reactor: Any) -> Any:
+    from ..games import installed_games
+    from ..service import MatchService, server_factory
+
+    matches = MatchService(
+        installed_games(), reactor, turn_timeout=options["turn-timeout"]
+    )
+    return server_factory(matches, options["secret"])
+
+
+class _Resources(service.Service):
+    """Starts and stops the store and the bcrypt threads with the process."""
+
+    def __init__(self, store: Any, hasher: Any) -> None:
+        self.store = store
+        self.hasher = hasher
+
+    def startService(self) -> None:
+        super().startService()
+        self.hasher.start()
+        self.store.migrate().addErrback(self._failed)
+
+    def _failed(self, failure: Failure) -> None:
+        log.failure("cannot open the store", failure)
+        reactor = _reactor()
+        reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        reactor.stop()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.hasher.stop()
+        self.store.close()
+
+
+def make_gateway(options: GatewayOptions) -> service.IService:
+    return _gateway(options, _reactor())  # type: ignore[no-any-return]
+
+
+def make_game(options: GameOptions) -> service.IService:
+    reactor = _reactor()
+    return Listen(
+        reactor, options["pb"], _game_factory(options, reactor), "game service"
+    )
+
+
+def make_all(options: AllOptions) -> service.IService:
+    """A gateway and a game service in one process, linked over loopback PB."""
+    reactor = _reactor()
+    top = service.MultiService()
+    gateway = _gateway(options, reactor)
+    gateway.setServiceParent(top)
+    local = _link(gateway, options, reactor, None)
+
+    def linked(port: IListeningPort) -> None:
+        address = port.getHost()
+        local.use_endpoint(
+            endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", address.port)
+        )
+
+    Listen(
+        reactor,
+        options["pb"],
+        _game_factory(options, reactor),
+        "built-in game service",
+        on_listening=linked,
+    ).setServiceParent(top)
+    return top

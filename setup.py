@@ -1,0 +1,42 @@
+"""Installs chupacabra, its twistd plugins and its client."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="chupacabra",
+    version="0.1.0",
+    description="A self-hosted backend for turn-based online games",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=[
+        *find_packages(include=["chupacabra", "chupacabra.*"]),
+        "twisted.plugins",
+    ],
+    package_data={"twisted.plugins": ["chupacabra_plugins.py"]},
+    install_requires=[
+        "twisted>=24.7",
+        "attrs>=23.1",
+        "treq>=24.9",
+        "service-identity>=24.1",
+        "bcrypt>=4.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "mypy>=1.10",
+        ],
+    },
+    entry_points={
+        "chupacabra.games": ["tictactoe = chupacabra.games.tictactoe:TicTacToe"],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: Games/Entertainment :: Board Games",
+    ],
+)
