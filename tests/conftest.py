@@ -1,0 +1,135 @@
+"""Shared fixtures: an in-memory world of gateway, game service and players."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.test import iosim
+
+from chupacabra.accounts import Accounts
+from chupacabra.games import installed_games
+from chupacabra.gateway import Gateway, LineFactory, LineProtocol, ServiceLink
+from chupacabra.service import MatchService, server_factory
+from chupacabra.testing import InlineHasher, MemoryStore
+
+SECRET = b"test-secret"
+PB_PORT = 7654
+
+
+class LinePlayer:
+    """A line-protocol client over a StringTransport."""
+
+    def __init__(self, world: World, protocol: LineProtocol) -> None:
+        self.world = world
+        self.protocol = protocol
+        self.transport = StringTransport()
+        protocol.makeConnection(self.transport)
+        self.read()
+
+    def send_raw(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+        self.world.flush()
+
+    def send(self, line: str) -> list[str]:
+        """Send one line and return everything written since the last read."""
+        self.send_raw(line.encode("utf-8") + b"\r\n")
+        return self.read()
+
+    def read(self) -> list[str]:
+        self.world.flush()
+        data = self.transport.value()
+        self.transport.clear()
+        return data.decode("utf-8").splitlines()
+
+    def login(self, name: str, password: str = "password1") -> None:
+        reply = self.send(f"REGISTER {name} {password}")
+        assert reply[0].startswith("OK"), reply
+        reply = self.send(f"LOGIN {name} {password}")
+        assert reply[0].startswith("OK"), reply
+
+    def close(self) -> None:
+        self.protocol.connectionLost(None)
+        self.world.flush()
+
+
+class World:
+    """
+    A gateway and a game service on one fake reactor, linked by real PB
+    over in-memory connections.
+    """
+
+    def __init__(self, turn_timeout: float = 120.0, seed: int = 1) -> None:
+        self.reactor = MemoryReactorClock()
+        self.completer = iosim.ConnectionCompleter(self.reactor)
+        self.pumps: list[iosim.IOPump] = []
+        self.rng = random.Random(seed)
+        self.service = MatchService(
+            installed_games(), self.reactor, turn_timeout, rng=self.rng
+        )
+        self.port = self.reactor.listenTCP(
+            PB_PORT, server_factory(self.service, SECRET)
+        )
+        self.store = MemoryStore()
+        self.gateway = Gateway(Accounts(self.store, InlineHasher()))
+        self.link = ServiceLink(
+            TCP4ClientEndpoint(self.reactor, "127.0.0.1", PB_PORT),
+            "memory",
+            SECRET,
+            self.reactor,
+        )
+        self.gateway.add_link(self.link)
+        self.gateway.startService()
+        self.connect()
+        self.factory = LineFactory(self.gateway, idle_timeout=600)
+
+    def connect(self) -> None:
+        """Complete every pending PB connection."""
+        while True:
+            pump = self.completer.succeedOnce()
+            if pump is None:
+                break
+            self.pumps.append(pump)
+        self.flush()
+
+    def flush(self) -> None:
+        for _ in range(100):
+            moved = False
+            for pump in list(self.pumps):
+                moved = pump.flush() or moved
+            if not moved:
+                return
+
+    def disconnect_service(self) -> None:
+        """Drop every PB connection, as if the game service went away."""
+        for pump in self.pumps:
+            pump.server.transport.loseConnection()
+        self.flush()
+        self.pumps = []
+
+    def player(self, name: str | None = None) -> LinePlayer:
+        player = LinePlayer(self, self.factory.buildProtocol(None))
+        if name is not None:
+            player.login(name)
+        return player
+
+    def pair(self, game: str = "tictactoe") -> tuple[LinePlayer, LinePlayer, str]:
+        """Two logged-in players in a new match: (first to move, second, id)."""
+        a, b = self.player("alice"), self.player("bob")
+        a.send(f"PLAY {game}")
+        b.send(f"PLAY {game}")
+        a.read()
+        match = next(iter(self.service.matches.values()))
+        first = a if match.players[0] == "alice" else b
+        second = b if first is a else a
+        return first, second, match.id
+
+
+@pytest.fixture
+def world() -> Any:
+    w = World()
+    yield w
+    w.gateway.stopService()
