@@ -29,6 +29,7 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "mypy>=1.10",
+            "mypy-zope>=1.0",
         ],
     },
     entry_points={

@@ -67,7 +67,8 @@ class Store:
 
     def migrate(self) -> defer.Deferred[int]:
         """Bring the schema up to date; fires with the version reached."""
-        return self.pool.runInteraction(_migrate)
+        d: defer.Deferred[int] = self.pool.runInteraction(_migrate)
+        return d
 
     def close(self) -> None:
         self.pool.close()
@@ -87,7 +88,8 @@ class Store:
                 (name, name_key, password_hash, time.time()),
             )
 
-        return self.pool.runInteraction(insert)
+        d: defer.Deferred[None] = self.pool.runInteraction(insert)
+        return d
 
     @defer.inlineCallbacks
     def find_account(self, name_key: str) -> Any:
@@ -99,10 +101,11 @@ class Store:
         return tuple(rows[0]) if rows else None
 
     def set_password(self, name_key: str, password_hash: str) -> defer.Deferred[Any]:
-        return self.pool.runOperation(
+        d: defer.Deferred[Any] = self.pool.runOperation(
             "UPDATE accounts SET password_hash = ? WHERE name_key = ?",
             (password_hash, name_key),
         )
+        return d
 
 
 def _migrate(cursor: Any) -> int:

@@ -327,7 +327,7 @@ class Session:
 
     def games(self) -> defer.Deferred[Event]:
         async def run() -> Event:
-            games = {}
+            games: dict[str, Event] = {}
             for link in self.gateway.up_links():
                 for name, info in link.games.items():
                     games.setdefault(name, info)

@@ -34,7 +34,8 @@ MAX_QUEUED = 64
 #: Seconds without input before a connection is closed.
 IDLE_TIMEOUT = 1800.0
 
-Runner = Callable[[Session, list[str]], "defer.Deferred[Event] | Event"]
+#: Runs a command for a session with its arguments: a result or a Deferred.
+Runner = Callable[[Session, list[str]], Any]
 
 
 @attrs.frozen
@@ -124,6 +125,7 @@ class LineProtocol(Protocol, TimeoutMixin):
     """One telnet or netcat connection."""
 
     log = Logger()
+    transport: Any
 
     def __init__(self, gateway: Gateway, idle_timeout: float | None) -> None:
         self.gateway = gateway
@@ -222,7 +224,9 @@ class LineProtocol(Protocol, TimeoutMixin):
 
     def _error(self, failure: Failure, name: str) -> CommandError:
         if failure.check(CommandError):
-            return failure.value  # type: ignore[no-any-return]
+            error = failure.value
+            assert isinstance(error, CommandError)
+            return error
         return unexpected(self.log, failure, name)
 
     def _answered(self, outcome: tuple[str | None, Any]) -> None:

@@ -23,6 +23,7 @@ LOGIN_TIMEOUT = 10.0
 
 
 class _Broker(pb.Broker):
+    factory: Any
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         # A fresh PBClientFactory per connection, so nothing waits forever
         # on a connection that closed before PB finished its greeting.
@@ -31,7 +32,7 @@ class _Broker(pb.Broker):
 
 
 class _BrokerFactory(Factory):
-    def buildProtocol(self, addr: Any) -> pb.Broker:
+    def buildProtocol(self, addr: Any) -> Any:
         client = pb.PBClientFactory()
         client.protocol = _Broker
         return client.buildProtocol(addr)
@@ -101,16 +102,15 @@ class ServiceLink(service.Service):
         return self._client.stopService()
 
     def _log_in(self, broker: Any) -> defer.Deferred[None]:
-        creds = UsernamePassword(self.gateway_name.encode("utf-8"), self.secret)
-        d = broker.factory.login(creds, client=None)
-        d.addCallback(self._logged_in, broker)
+        d = defer.Deferred.fromCoroutine(self._link(broker))
         d.addTimeout(LOGIN_TIMEOUT, self.clock)
         d.addErrback(self._login_failed, broker)
         return d
 
-    @defer.inlineCallbacks
-    def _logged_in(self, avatar: pb.RemoteReference, broker: Any) -> Any:
-        games = yield avatar.callRemote("games")
+    async def _link(self, broker: Any) -> None:
+        creds = UsernamePassword(self.gateway_name.encode("utf-8"), self.secret)
+        avatar = await broker.factory.login(creds, client=None)
+        games = await avatar.callRemote("games")
         self.games = {game["name"]: game for game in games}
         self.avatar = avatar
         self._refused = False
@@ -120,7 +120,7 @@ class ServiceLink(service.Service):
             service=self.description,
             games=sorted(self.games),
         )
-        yield self.on_up(self)
+        await defer.maybeDeferred(self.on_up, self)
 
     def _login_failed(self, failure: Failure, broker: Any) -> Failure:
         if failure.check(UnauthorizedLogin):

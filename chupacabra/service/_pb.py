@@ -90,11 +90,11 @@ class ServiceRealm:
         self.service = service
 
     def requestAvatar(
-        self, avatar_id: bytes, mind: Any, *interfaces: Any
+        self, avatar_id: bytes | tuple[()], mind: Any, *interfaces: Any
     ) -> tuple[Any, GatewayAvatar, Any]:
         if pb.IPerspective not in interfaces:
             raise NotImplementedError("only PB perspectives are offered")
-        name = avatar_id.decode("utf-8", "replace")
+        name = avatar_id.decode("utf-8", "replace") if avatar_id else "anonymous"
         avatar = GatewayAvatar(self.service, name)
         avatar.attached(mind)
         return pb.IPerspective, avatar, avatar.logout
@@ -112,7 +112,7 @@ class SharedSecretChecker:
     def __init__(self, secret: bytes) -> None:
         self.secret = secret
 
-    def requestAvatarId(self, creds: Any) -> defer.Deferred[bytes]:
+    def requestAvatarId(self, creds: Any) -> defer.Deferred[bytes | tuple[()]]:
         if credentials.IUsernamePassword.providedBy(creds):
             ok = hmac.compare_digest(creds.password, self.secret)
         else:

@@ -369,7 +369,7 @@ def make_all(options: AllOptions) -> service.IService:
     local = _link(gateway, options, reactor, None)
 
     def linked(port: IListeningPort) -> None:
-        address = port.getHost()
+        address: Any = port.getHost()
         local.use_endpoint(
             endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", address.port)
         )
