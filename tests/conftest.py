@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.test import iosim
 
 from chupacabra.accounts import Accounts
@@ -15,6 +18,27 @@ from chupacabra.games import installed_games
 from chupacabra.gateway import Gateway, LineFactory, LineProtocol, ServiceLink
 from chupacabra.service import MatchService, server_factory
 from chupacabra.testing import InlineHasher, MemoryStore
+
+
+@pytest.fixture(autouse=True)
+def no_logged_errors() -> Iterator[None]:
+    """Fail any test during which something logged an error or a failure."""
+    gc.collect()
+    bad: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        level = getattr(event.get("log_level"), "name", None)
+        if level in ("error", "critical") or "log_failure" in event:
+            bad.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert not bad, [e.get("log_format") for e in bad]
+
 
 SECRET = b"test-secret"
 PB_PORT = 7654
@@ -84,7 +108,7 @@ class World:
         self.gateway.add_link(self.link)
         self.gateway.startService()
         self.connect()
-        self.factory = LineFactory(self.gateway, idle_timeout=600)
+        self.factory = LineFactory(self.gateway, idle_timeout=600, clock=self.reactor)
 
     def connect(self) -> None:
         """Complete every pending PB connection."""

@@ -25,7 +25,7 @@ def test_full_game_text_mode(world: World) -> None:
 
 def test_json_mode(world: World) -> None:
     """JSON mode answers and pushes one object per line."""
-    first, second, match = world.pair()
+    first, second, _ = world.pair()
     reply = [json.loads(line) for line in second.send("JSON")]
     assert reply == [{"ok": True, "result": {"mode": "json"}}]
     first.send("MOVE 5")

@@ -191,10 +191,10 @@ class Gateway(service.MultiService):
         player = self.players.get(name)
         if player is None:
             player = self.players[name] = OnlinePlayer(self, name)
-        for other in list(player.sessions):
-            if other.exclusive and session.exclusive:
-                other.kicked()
+        replaced = [o for o in player.sessions if o.exclusive and session.exclusive]
         player.sessions.append(session)
+        for other in replaced:
+            other.kicked()
         self.log.info("{player} logged in", player=name)
 
         snapshots = []

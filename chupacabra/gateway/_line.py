@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -119,6 +120,11 @@ def _words(raw: bytes) -> list[str]:
             "control-characters", "lines may not hold control characters"
         )
     return line.split()
+
+
+def _public(data: Event) -> Event:
+    """Leave out the text rendering, which only text mode shows."""
+    return {k: v for k, v in data.items() if k != "text"}
 
 
 class LineProtocol(Protocol, TimeoutMixin):
@@ -262,7 +268,7 @@ class LineProtocol(Protocol, TimeoutMixin):
 
     def _reply(self, name: str, result: Event) -> None:
         if self.json:
-            self._write([json.dumps({"ok": True, "result": result})])
+            self._write([json.dumps({"ok": True, "result": _public(result)})])
         else:
             self._write(reply_lines(name, result, self._me()))
 
@@ -277,8 +283,7 @@ class LineProtocol(Protocol, TimeoutMixin):
         if self._busy:
             self._held.append(event)
         elif self.json:
-            public = {k: v for k, v in event.items() if k != "text"}
-            self._write([json.dumps(public)])
+            self._write([json.dumps(_public(event))])
         else:
             self._write(event_lines(event, self._me()))
 
@@ -289,11 +294,19 @@ class LineProtocol(Protocol, TimeoutMixin):
 class LineFactory(Factory):
     """Builds a L{LineProtocol} for each telnet or netcat connection."""
 
-    def __init__(self, gateway: Gateway, idle_timeout: float | None = IDLE_TIMEOUT):
+    def __init__(
+        self,
+        gateway: Gateway,
+        idle_timeout: float | None = IDLE_TIMEOUT,
+        clock: IReactorTime | None = None,
+    ):
         self.gateway = gateway
         self.idle_timeout = idle_timeout
+        self.clock = clock
 
     def buildProtocol(self, addr: Any) -> LineProtocol:
         protocol = LineProtocol(self.gateway, self.idle_timeout)
         protocol.factory = self
+        if self.clock is not None:
+            protocol.callLater = self.clock.callLater
         return protocol

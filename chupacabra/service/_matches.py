@@ -62,6 +62,8 @@ class Match(pb.Referenceable):
     # Views of the match
 
     def to_move(self) -> str | None:
+        if self.outcome is not None:
+            return None
         seat = self.game.to_move(self.state)
         return None if seat is None else self.players[seat]
 

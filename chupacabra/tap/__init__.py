@@ -84,8 +84,11 @@ class _Options(usage.Options):
             self._fail(str(e))
 
     def _fail(self, message: str) -> NoReturn:
-        print(f"twistd {self.plugin}: error: {message}", file=sys.stderr)
-        print(f"(twistd {self.plugin} --help lists the options)", file=sys.stderr)
+        print(
+            f"twistd {self.plugin}: error: {message} "
+            f"(twistd {self.plugin} --help lists the options)",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
 
     def postOptions(self) -> None:
@@ -289,7 +292,7 @@ def _gateway(options: _Options, reactor: Any) -> Any:
     Listen(
         reactor,
         options["line"],
-        LineFactory(gateway, options["idle-timeout"]),
+        LineFactory(gateway, options["idle-timeout"], reactor),
         "line protocol",
     ).setServiceParent(gateway)
     for description in options["game-service"]:
