@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 from twisted.internet import defer
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -133,7 +133,15 @@ class LineProtocol(Protocol, TimeoutMixin):
     log = Logger()
     transport: Any
 
-    def __init__(self, gateway: Gateway, idle_timeout: float | None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        idle_timeout: float | None,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
         self.gateway = gateway
         self.idle_timeout = idle_timeout
         self.json = False
@@ -146,6 +154,13 @@ class LineProtocol(Protocol, TimeoutMixin):
         self._paused = False
         self._held: list[Event] = []
         self._closed = False
+
+    def callLater(  # type: ignore[override]
+        self, delay: float, call: Callable[..., Any], *args: Any, **kw: Any
+    ) -> IDelayedCall:
+        """Schedule the idle timer on our clock (TimeoutMixin calls this)."""
+        assert self.clock is not None
+        return self.clock.callLater(delay, call, *args, **kw)
 
     def connectionMade(self) -> None:
         self.session = self.gateway.session(self._event)
@@ -305,8 +320,6 @@ class LineFactory(Factory):
         self.clock = clock
 
     def buildProtocol(self, addr: Any) -> LineProtocol:
-        protocol = LineProtocol(self.gateway, self.idle_timeout)
+        protocol = LineProtocol(self.gateway, self.idle_timeout, self.clock)
         protocol.factory = self
-        if self.clock is not None:
-            protocol.callLater = self.clock.callLater
         return protocol

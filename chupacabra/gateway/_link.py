@@ -24,6 +24,7 @@ LOGIN_TIMEOUT = 10.0
 
 class _Broker(pb.Broker):
     factory: Any
+
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         # A fresh PBClientFactory per connection, so nothing waits forever
         # on a connection that closed before PB finished its greeting.
