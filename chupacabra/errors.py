@@ -32,6 +32,9 @@ CODES = {
     "illegal-move": "the move is not allowed in this position",
     "game-over": "the match has already ended",
     "unavailable": "the game service is unreachable; try again shortly",
+    "not-found": "no such thing (HTTP: unknown path or resource)",
+    "forbidden": "that belongs to another player",
+    "already-matched": "the seek already became a match",
     "internal": "the server failed unexpectedly; the failure was logged",
 }
 

@@ -466,6 +466,8 @@ def test_json_match_started(world: World) -> None:
     alice, _, lines = json_pair(world)
     match = next(iter(world.service.matches.values()))
     reply, event = lines
+    seek = reply["result"].pop("seek")
+    assert world.gateway.seeks[seek].match == match.id
     assert reply == {
         "ok": True,
         "result": {"status": "matched", "game": "tictactoe", "match": match.id},

@@ -10,10 +10,12 @@ every session of that player.
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import attrs
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -30,6 +32,29 @@ T = TypeVar("T")
 #: How many finished matches a player's gateway remembers, so that a late
 #: move is told ``game-over`` rather than ``no-match``.
 RECENT_MATCHES = 10
+
+
+#: How many finished seeks a player's gateway remembers.
+RECENT_SEEKS = 20
+
+
+@attrs.define
+class Seek:
+    """A player's request for an opponent in one game."""
+
+    id: str
+    owner: str
+    game: str
+    status: str = "waiting"
+    match: str | None = None
+
+    def to_json(self) -> Event:
+        return {
+            "id": self.id,
+            "game": self.game,
+            "status": self.status,
+            "match": self.match,
+        }
 
 
 class MatchHandle:
@@ -59,6 +84,7 @@ class OnlinePlayer(pb.Referenceable):
         self.sessions: list[Session] = []
         self.matches: dict[str, MatchHandle] = {}
         self.ended: deque[MatchHandle] = deque(maxlen=RECENT_MATCHES)
+        self.seeks: dict[str, Seek] = {}
 
     def remote_event(self, event: Event, match: pb.RemoteReference | None) -> None:
         match_id = event.get("match")
@@ -67,6 +93,10 @@ class OnlinePlayer(pb.Referenceable):
             link = self.gateway.link_of(match)
             if link is not None:
                 self.matches[match_id] = MatchHandle(match_id, match, link)
+        if kind == "match-started" and isinstance(match_id, str):
+            seek = self.waiting_seek(str(event.get("game")))
+            if seek is not None:
+                seek.status, seek.match = "matched", match_id
         if kind == "match-ended" and match_id in self.matches:
             self.ended.appendleft(self.matches.pop(match_id))
         self.deliver(event)
@@ -102,6 +132,27 @@ class OnlinePlayer(pb.Referenceable):
                 )
         return snapshots
 
+    # Seeks
+
+    def waiting_seek(self, game: str | None = None) -> Seek | None:
+        for seek in self.seeks.values():
+            if seek.status == "waiting" and game in (None, seek.game):
+                return seek
+        return None
+
+    def new_seek(self, game: str) -> Seek:
+        seek = Seek(secrets.token_hex(6), self.name, game)
+        self.seeks[seek.id] = seek
+        self.gateway.seeks[seek.id] = seek
+        finished = [s for s in self.seeks.values() if s.status != "waiting"]
+        for old in finished[: max(0, len(finished) - RECENT_SEEKS)]:
+            self.forget_seek(old)
+        return seek
+
+    def forget_seek(self, seek: Seek) -> None:
+        self.seeks.pop(seek.id, None)
+        self.gateway.seeks.pop(seek.id, None)
+
     def pick(self, match_id: str | None) -> MatchHandle:
         """The match a command names, or the only live one."""
         if match_id is not None:
@@ -135,6 +186,7 @@ class Gateway(service.MultiService):
         self.accounts = accounts
         self.links: list[ServiceLink] = []
         self.players: dict[str, OnlinePlayer] = {}
+        self.seeks: dict[str, Seek] = {}
 
     def add_link(self, link: ServiceLink) -> None:
         link.on_up = self._link_up
@@ -181,6 +233,21 @@ class Gateway(service.MultiService):
                 continue
             for snapshot in player.adopt(link, live):
                 player.deliver(snapshot)
+            # The service forgot the queues when the link dropped.
+            for seek in list(player.seeks.values()):
+                if seek.status == "waiting" and seek.game in link.games:
+                    await self._reseek(link, player, seek)
+
+    async def _reseek(
+        self, link: ServiceLink, player: OnlinePlayer, seek: Seek
+    ) -> None:
+        try:
+            result = await link.call("seek", player.name, seek.game)
+        except Exception:
+            self.log.failure("could not seek again for {player}", player=player.name)
+            return
+        if result["status"] == "matched" and seek.status == "waiting":
+            seek.status, seek.match = "matched", result["match"]
 
     def _link_down(self, link: ServiceLink) -> None:
         self.log.info("game service {service} is down", service=link.description)
@@ -221,6 +288,8 @@ class Gateway(service.MultiService):
         if player.sessions:
             return
         del self.players[player.name]
+        for seek in list(player.seeks.values()):
+            player.forget_seek(seek)
         for link in self.links:
             if link.up:
                 link.call("detach", player.name).addErrback(
@@ -336,11 +405,57 @@ class Session:
         return _run(run())
 
     def play(self, game: str) -> defer.Deferred[Event]:
+        """Seek an opponent; seeking again while waiting changes nothing."""
+
         async def run() -> Event:
             player = self._need_player()
             link = self.gateway.link_for(game)
-            result: Event = await link.call("seek", player.name, game)
-            return result
+            seek = player.waiting_seek(game)
+            fresh = seek is None
+            if seek is None:
+                seek = player.new_seek(game)
+            try:
+                result: Event = await link.call("seek", player.name, game)
+            except Exception:
+                if fresh:
+                    player.forget_seek(seek)
+                raise
+            if result["status"] == "matched" and seek.status == "waiting":
+                seek.status, seek.match = "matched", result["match"]
+            return {**result, "seek": seek.id}
+
+        return _run(run())
+
+    def seek(self, seek_id: str) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            return self._own_seek(seek_id).to_json()
+
+        return _run(run())
+
+    def _own_seek(self, seek_id: str) -> Seek:
+        player = self._need_player()
+        seek = self.gateway.seeks.get(seek_id)
+        if seek is None:
+            raise CommandError("not-found", f"there is no seek {seek_id}")
+        if seek.owner != player.name:
+            raise CommandError("forbidden", f"seek {seek_id} is not yours")
+        return seek
+
+    def cancel_seek(self, seek_id: str) -> defer.Deferred[Event]:
+        async def run() -> Event:
+            player = self._need_player()
+            seek = self._own_seek(seek_id)
+            if seek.status == "matched":
+                raise CommandError(
+                    "already-matched", f"seek {seek_id} became match {seek.match}"
+                )
+            if seek.status == "waiting":
+                await self.gateway.link_for(seek.game).call(
+                    "cancel", player.name, seek.game
+                )
+                if seek.status == "waiting":
+                    seek.status = "cancelled"
+            return seek.to_json()
 
         return _run(run())
 
@@ -350,6 +465,9 @@ class Session:
             left: list[str] = []
             for link in self.gateway.up_links():
                 left.extend(await link.call("cancel", player.name))
+            for seek in player.seeks.values():
+                if seek.status == "waiting":
+                    seek.status = "cancelled"
             return {"cancelled": sorted(left)}
 
         return _run(run())

@@ -310,11 +310,14 @@ class MatchService:
         match.start()
         return {"status": "matched", "game": game_name, "match": match.id}
 
-    def cancel(self, player: str) -> list[str]:
-        """Take ``player`` out of every queue; return the games left."""
+    def cancel(self, player: str, game: str | None = None) -> list[str]:
+        """Take ``player`` out of ``game``'s queue, or every queue.
+
+        Return the games they were waiting for."""
         left = []
         for game_name, queue in self.queues.items():
-            if queue.pop(player, 0) is None:
+            if game in (None, game_name) and player in queue:
+                del queue[player]
                 left.append(game_name)
         return left
 

@@ -71,8 +71,10 @@ class GatewayAvatar(pb.Avatar):
     def perspective_seek(self, player: str, game: str) -> Event:
         return self.service.seek(_check_name(player), str(game))
 
-    def perspective_cancel(self, player: str) -> list[str]:
-        return self.service.cancel(_check_name(player))
+    def perspective_cancel(self, player: str, game: str | None = None) -> list[str]:
+        return self.service.cancel(
+            _check_name(player), None if game is None else str(game)
+        )
 
     def perspective_matches(self, player: str) -> list[Event]:
         player = _check_name(player)
