@@ -24,12 +24,15 @@ def normalise_name(raw: str) -> tuple[str, str]:
     """
     Return a username's display form and its key, or raise ``bad-username``.
 
-    Names are 1-20 letters, digits, ``_`` or ``-`` after NFKC
-    normalisation; the key, which must be unique, ignores case.
+    Names are 1-20 letters (with any combining marks), digits, ``_`` or
+    ``-`` after NFKC normalisation; the key, which must be unique, ignores
+    case.
     """
     name = unicodedata.normalize("NFKC", raw)
-    if not 1 <= len(name) <= MAX_NAME or not all(
-        c.isalnum() or c in "_-" for c in name
+    if (
+        not 1 <= len(name) <= MAX_NAME
+        or not all(c.isalnum() or c in "_-" or _is_mark(c) for c in name)
+        or _is_mark(name[0])
     ):
         raise CommandError(
             "bad-username", "a username is 1 to 20 letters, digits, _ or -"
@@ -37,9 +40,17 @@ def normalise_name(raw: str) -> tuple[str, str]:
     return name, unicodedata.normalize("NFKC", name.casefold())
 
 
+def _is_mark(c: str) -> bool:
+    # Combining marks (such as vowel signs) belong to the letter before.
+    return unicodedata.category(c) in ("Mn", "Mc")
+
+
 def password_bytes(password: str) -> bytes:
     """Return the password as UTF-8, or raise ``bad-password``."""
-    encoded = password.encode("utf-8")
+    try:
+        encoded = password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CommandError("bad-password", "a password must be valid Unicode text")
     if len(encoded) < MIN_PASSWORD:
         raise CommandError("bad-password", "a password needs at least 8 bytes")
     if len(encoded) > MAX_PASSWORD:

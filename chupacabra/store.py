@@ -29,6 +29,16 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    [
+        """
+        CREATE TABLE sessions (
+            token_hash TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+    ],
 ]
 
 
@@ -104,6 +114,33 @@ class Store:
         d: defer.Deferred[Any] = self.pool.runOperation(
             "UPDATE accounts SET password_hash = ? WHERE name_key = ?",
             (password_hash, name_key),
+        )
+        return d
+
+    # Sessions (API tokens, stored only as hashes)
+
+    def create_session(
+        self, token_hash: str, name: str, expires_at: float
+    ) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = self.pool.runOperation(
+            "INSERT INTO sessions (token_hash, name, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?)",
+            (token_hash, name, time.time(), expires_at),
+        )
+        return d
+
+    @defer.inlineCallbacks
+    def find_session(self, token_hash: str) -> Any:
+        """Fire with ``(name, expires_at)``, or ``None``."""
+        rows = yield self.pool.runQuery(
+            "SELECT name, expires_at FROM sessions WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return (rows[0][0], float(rows[0][1])) if rows else None
+
+    def delete_session(self, token_hash: str) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = self.pool.runOperation(
+            "DELETE FROM sessions WHERE token_hash = ?", (token_hash,)
         )
         return d
 

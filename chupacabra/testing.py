@@ -22,6 +22,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.accounts: dict[str, tuple[str, str]] = {}
+        self.sessions: dict[str, tuple[str, float]] = {}
 
     def migrate(self) -> defer.Deferred[int]:
         return defer.succeed(len(MIGRATIONS))
@@ -41,8 +42,22 @@ class MemoryStore:
         return defer.succeed(self.accounts.get(name_key))
 
     def set_password(self, name_key: str, password_hash: str) -> defer.Deferred[Any]:
-        name, _ = self.accounts[name_key]
-        self.accounts[name_key] = (name, password_hash)
+        if name_key in self.accounts:
+            name, _ = self.accounts[name_key]
+            self.accounts[name_key] = (name, password_hash)
+        return defer.succeed(None)
+
+    def create_session(
+        self, token_hash: str, name: str, expires_at: float
+    ) -> defer.Deferred[Any]:
+        self.sessions[token_hash] = (name, expires_at)
+        return defer.succeed(None)
+
+    def find_session(self, token_hash: str) -> defer.Deferred[Any]:
+        return defer.succeed(self.sessions.get(token_hash))
+
+    def delete_session(self, token_hash: str) -> defer.Deferred[Any]:
+        self.sessions.pop(token_hash, None)
         return defer.succeed(None)
 
 

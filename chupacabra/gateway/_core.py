@@ -10,14 +10,16 @@ every session of that player.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
@@ -36,6 +38,10 @@ RECENT_MATCHES = 10
 
 #: How many finished seeks a player's gateway remembers.
 RECENT_SEEKS = 20
+#: How many events an API session keeps for event streams to resume from.
+EVENT_BACKLOG = 1000
+#: How long an API token lasts, in seconds, unless configured.
+TOKEN_LIFETIME = 7 * 24 * 3600.0
 
 
 @attrs.define
@@ -181,12 +187,73 @@ class Gateway(service.MultiService):
 
     log = Logger()
 
-    def __init__(self, accounts: Accounts) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        clock: IReactorTime | None = None,
+        token_lifetime: float = TOKEN_LIFETIME,
+    ) -> None:
         super().__init__()
+        self.clock: IReactorTime = default_clock() if clock is None else clock
         self.accounts = accounts
+        self.token_lifetime = token_lifetime
         self.links: list[ServiceLink] = []
         self.players: dict[str, OnlinePlayer] = {}
         self.seeks: dict[str, Seek] = {}
+        self.tokens: dict[str, TokenSession] = {}
+
+    # API tokens
+
+    async def open_token(self, name: str, password: str) -> tuple[str, TokenSession]:
+        """Log in for the API: a new token and the session it stands for."""
+        display = await self.accounts.authenticate(name, password)
+        token = secrets.token_urlsafe(32)
+        expires_at = self.clock.seconds() + self.token_lifetime
+        await self.accounts.store.create_session(_hash(token), display, expires_at)
+        session = await self._token_session(_hash(token), display, expires_at)
+        return token, session
+
+    async def by_token(self, token: str) -> TokenSession:
+        """The session a token stands for, or ``unauthorized``."""
+        key = _hash(token)
+        session = self.tokens.get(key)
+        if session is None:
+            row = await self.accounts.store.find_session(key)
+            if row is not None and key not in self.tokens:
+                session = await self._token_session(key, row[0], row[1])
+            else:
+                session = self.tokens.get(key)
+        if session is None or session.expires_at <= self.clock.seconds():
+            if session is not None:
+                await self.close_token(session)
+            raise CommandError("unauthorized", "a valid bearer token is required")
+        return session
+
+    async def _token_session(
+        self, key: str, name: str, expires_at: float
+    ) -> TokenSession:
+        session = TokenSession(self, key, expires_at)
+        self.tokens[key] = session
+        session.player = await self.log_in(name, session)
+        delay = max(0.0, expires_at - self.clock.seconds())
+        session.expiry = self.clock.callLater(delay, self._expire, session)
+        return session
+
+    def _expire(self, session: TokenSession) -> None:
+        session.expiry = None
+        self.close_token(session).addErrback(
+            lambda f: self.log.failure("could not end an expired session", f)
+        )
+
+    def close_token(self, session: TokenSession) -> defer.Deferred[None]:
+        """End an API session: its token stops working at once."""
+        self.tokens.pop(session.key, None)
+        if session.expiry is not None and session.expiry.active():
+            session.expiry.cancel()
+        session.expiry = None
+        session.close()
+        d: defer.Deferred[None] = self.accounts.store.delete_session(session.key)
+        return d
 
     def add_link(self, link: ServiceLink) -> None:
         link.on_up = self._link_up
@@ -513,6 +580,57 @@ class Session:
 
     def who(self) -> defer.Deferred[Event]:
         return defer.succeed({"players": sorted(self.gateway.players)})
+
+
+def default_clock() -> IReactorTime:
+    """The global reactor, for code that was given no clock."""
+    from twisted.internet import reactor
+
+    return cast(IReactorTime, reactor)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class EventLog:
+    """
+    The last events of an API session, numbered, for streams to resume from.
+
+    Numbers count up from 1 for the life of the session.
+    """
+
+    def __init__(self, size: int = EVENT_BACKLOG) -> None:
+        self.events: deque[tuple[int, Event]] = deque(maxlen=size)
+        self.last_id = 0
+        self.listeners: list[Callable[[int, Event], None]] = []
+
+    def append(self, event: Event) -> None:
+        self.last_id += 1
+        self.events.append((self.last_id, event))
+        for listener in list(self.listeners):
+            listener(self.last_id, event)
+
+    def since(self, last_id: int) -> list[tuple[int, Event]] | None:
+        """Events after ``last_id``, or ``None`` if some were dropped."""
+        if last_id >= self.last_id:
+            return []
+        if not self.events or self.events[0][0] > last_id + 1:
+            return None
+        return [(i, e) for i, e in self.events if i > last_id]
+
+
+class TokenSession(Session):
+    """An API client's session: it keeps the events it is sent."""
+
+    exclusive = False
+
+    def __init__(self, gateway: Gateway, key: str, expires_at: float) -> None:
+        self.log_ = EventLog()
+        super().__init__(gateway, self.log_.append)
+        self.key = key
+        self.expires_at = expires_at
+        self.expiry: IDelayedCall | None = None
 
 
 def unexpected(log: Logger, failure: Failure, command: str) -> CommandError:

@@ -24,12 +24,13 @@ class TelnetFilter:
     def __init__(self) -> None:
         self._pending = b""
         self._refused: set[tuple[int, int]] = set()
+        self._in_sub = False
 
     def feed(self, data: bytes) -> tuple[bytes, bytes]:
         """Return the text in ``data`` and the bytes to answer with."""
         data = self._pending + data
         self._pending = b""
-        if IAC not in data:
+        if IAC not in data and not self._in_sub:
             return data, b""
 
         text = bytearray()
@@ -37,6 +38,9 @@ class TelnetFilter:
         i = 0
         n = len(data)
         while i < n:
+            if self._in_sub:
+                i = self._skip_sub(data, i)
+                continue
             j = data.find(IAC, i)
             if j < 0:
                 text += data[i:]
@@ -58,14 +62,28 @@ class TelnetFilter:
                 reply += self._answer(command, data[j + 2])
                 i = j + 3
             elif command == SB:
-                end = data.find(bytes((IAC, SE)), j + 2)
-                if end < 0:
-                    self._pending = data[j:]
-                    break
-                i = end + 2
+                # Subnegotiation is dropped as it arrives, so that an endless
+                # one costs nothing to hold.
+                self._in_sub = True
+                i = j + 2
             else:
                 i = j + 2
         return bytes(text), bytes(reply)
+
+    def _skip_sub(self, data: bytes, i: int) -> int:
+        """Skip subnegotiation up to and past IAC SE; IAC IAC is data."""
+        n = len(data)
+        while True:
+            j = data.find(IAC, i)
+            if j < 0:
+                return n
+            if j + 1 >= n:
+                self._pending = data[j:]
+                return n
+            if data[j + 1] == SE:
+                self._in_sub = False
+                return j + 2
+            i = j + 2
 
     def _answer(self, command: int, option: int) -> bytes:
         if command in (WONT, DONT) or (command, option) in self._refused:

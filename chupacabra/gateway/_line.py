@@ -24,7 +24,7 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from ..errors import CommandError
-from ._core import Event, Gateway, Session, unexpected
+from ._core import Event, Gateway, Session, default_clock, unexpected
 from ._framing import TOO_LONG, LineSplitter, TelnetFilter
 from ._text import event_lines, reply_lines
 
@@ -139,9 +139,7 @@ class LineProtocol(Protocol, TimeoutMixin):
         idle_timeout: float | None,
         clock: IReactorTime | None = None,
     ) -> None:
-        if clock is None:
-            from twisted.internet import reactor as clock
-        self.clock = clock
+        self.clock = default_clock() if clock is None else clock
         self.gateway = gateway
         self.idle_timeout = idle_timeout
         self.json = False
@@ -159,7 +157,6 @@ class LineProtocol(Protocol, TimeoutMixin):
         self, delay: float, call: Callable[..., Any], *args: Any, **kw: Any
     ) -> IDelayedCall:
         """Schedule the idle timer on our clock (TimeoutMixin calls this)."""
-        assert self.clock is not None
         return self.clock.callLater(delay, call, *args, **kw)
 
     def connectionMade(self) -> None:
