@@ -30,6 +30,7 @@ setup(
             "ruff>=0.6",
             "mypy>=1.10",
             "mypy-zope>=1.0",
+            "jsonschema>=4.20",
         ],
     },
     entry_points={

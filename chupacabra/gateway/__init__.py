@@ -6,11 +6,13 @@ forwards player actions to game services over PB and routes the updates
 they push back to the right players.
 """
 
-from ._core import Gateway, MatchHandle, OnlinePlayer, Session
+from ._core import Gateway, MatchHandle, OnlinePlayer, Session, TokenSession
+from ._http import ApiResource, api_site
 from ._line import LineFactory, LineProtocol
 from ._link import ServiceLink
 
 __all__ = [
+    "ApiResource",
     "Gateway",
     "LineFactory",
     "LineProtocol",
@@ -18,4 +20,6 @@ __all__ = [
     "OnlinePlayer",
     "ServiceLink",
     "Session",
+    "TokenSession",
+    "api_site",
 ]

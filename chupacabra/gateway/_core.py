@@ -252,6 +252,9 @@ class Gateway(service.MultiService):
             session.expiry.cancel()
         session.expiry = None
         session.close()
+        for call in session.on_close:
+            call()
+        session.on_close.clear()
         d: defer.Deferred[None] = self.accounts.store.delete_session(session.key)
         return d
 
@@ -578,8 +581,27 @@ class Session:
 
         return _run(run())
 
+    def recent(self) -> defer.Deferred[Event]:
+        """The player's recently finished matches, newest first."""
+
+        async def run() -> Event:
+            player = self._need_player()
+            found = []
+            for handle in list(player.ended):
+                try:
+                    state = await handle.call("state", player.name)
+                except CommandError:
+                    continue
+                found.append({k: state.get(k) for k in _ENDED_FIELDS})
+            return {"matches": found}
+
+        return _run(run())
+
     def who(self) -> defer.Deferred[Event]:
         return defer.succeed({"players": sorted(self.gateway.players)})
+
+
+_ENDED_FIELDS = ("match", "game", "players", "winner", "reason", "moves")
 
 
 def default_clock() -> IReactorTime:
@@ -631,6 +653,8 @@ class TokenSession(Session):
         self.key = key
         self.expires_at = expires_at
         self.expiry: IDelayedCall | None = None
+        #: Called when the session ends (logout or expiry).
+        self.on_close: list[Callable[[], None]] = []
 
 
 def unexpected(log: Logger, failure: Failure, command: str) -> CommandError:

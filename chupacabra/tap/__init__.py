@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 DEFAULT_DATA = "chupacabra-data"
 DEFAULT_LINE = "tcp:7653"
+DEFAULT_HTTP = "tcp:7655"
 DEFAULT_PB = "tcp:7654:interface=127.0.0.1"
 DEFAULT_SERVICE = "tcp:127.0.0.1:7654"
 
@@ -123,6 +124,8 @@ class _Options(usage.Options):
 
 def _gateway_options(options: _Options) -> None:
     options["line"] = _server_endpoint("line", options["line"])
+    options["http"] = _server_endpoint("http", options["http"])
+    options["token-lifetime"] = _positive("token-lifetime", options["token-lifetime"])
     options["idle-timeout"] = _positive("idle-timeout", options["idle-timeout"])
     try:
         rounds = int(options["bcrypt-rounds"])
@@ -143,6 +146,8 @@ def _game_options(options: _Options) -> None:
 
 _GATEWAY_PARAMETERS: list[list[Any]] = [
     ["line", None, DEFAULT_LINE, "Endpoint for the telnet/netcat line protocol."],
+    ["http", None, DEFAULT_HTTP, "Endpoint for the HTTP/JSON API."],
+    ["token-lifetime", None, "604800", "Seconds an API token stays valid."],
     ["idle-timeout", None, "1800", "Seconds without input before a line "
      "connection is closed."],
     ["bcrypt-rounds", None, "12", "bcrypt cost for new password hashes (4-31)."],
@@ -282,18 +287,23 @@ def _reactor() -> Any:
 
 def _gateway(options: _Options, reactor: Any) -> Any:
     from ..accounts import Accounts, PasswordHasher
-    from ..gateway import Gateway, LineFactory
+    from ..gateway import Gateway, LineFactory, api_site
     from ..store import Store
 
     store = Store.sqlite(os.path.join(options["data"], "chupacabra.sqlite3"))
     hasher = PasswordHasher(reactor, rounds=options["bcrypt-rounds"])
-    gateway = Gateway(Accounts(store, hasher))
+    gateway = Gateway(
+        Accounts(store, hasher), reactor, token_lifetime=options["token-lifetime"]
+    )
     _Resources(store, hasher).setServiceParent(gateway)
     Listen(
         reactor,
         options["line"],
         LineFactory(gateway, options["idle-timeout"], reactor),
         "line protocol",
+    ).setServiceParent(gateway)
+    Listen(
+        reactor, options["http"], api_site(gateway, reactor), "HTTP API"
     ).setServiceParent(gateway)
     for description in options["game-service"]:
         _link(gateway, options, reactor, description)
