@@ -6,15 +6,19 @@ import random
 from typing import Any
 
 import attrs
+from twisted.internet import defer, task
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.spread import pb
 
 from ..errors import ServiceError
 from ..games import Game, MoveError, Outcome
 
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+#: Seconds between notes in the store that the service is alive.
+HEARTBEAT = 5.0
 
 Event = dict[str, Any]
 
@@ -37,7 +41,8 @@ class Match(pb.Referenceable):
 
     Gateways hold a remote reference to it and call ``move``, ``forfeit``
     and ``state`` on behalf of the player they name.  The service only
-    trusts gateways that logged in with the shared secret.
+    trusts gateways that logged in with the shared secret.  With a store,
+    every change is written before anyone is answered or told.
     """
 
     log = Logger()
@@ -116,11 +121,23 @@ class Match(pb.Referenceable):
         )
         self._push(event, with_ref=True)
 
-    def _start_turn(self) -> None:
+    def resume(self, moves: list[str], elapsed: float) -> None:
+        """
+        Rebuild the position from its moves after a restart.
+
+        The player to move keeps the time they had used, ``elapsed``; the
+        time the service was down is not charged to them.
+        """
+        for text in moves:
+            self.state, move = self.game.play(self.state, text)
+            self.moves.append(self.game.format_move(move))
+        self._start_turn(elapsed)
+
+    def _start_turn(self, elapsed: float = 0.0) -> None:
         self._cancel_timer()
-        self._turn_started = self.service.clock.seconds()
+        self._turn_started = self.service.clock.seconds() - elapsed
         self._timer = self.service.clock.callLater(
-            self.service.turn_timeout, self._time_out
+            max(0.0, self.service.turn_timeout - elapsed), self._time_out
         )
 
     def _cancel_timer(self) -> None:
@@ -131,11 +148,11 @@ class Match(pb.Referenceable):
     def _time_out(self) -> None:
         self._timer = None
         seat = self.game.to_move(self.state)
-        if seat is None:
+        if seat is None or self.outcome is not None:
             return
         self._end(_others_win(seat, len(self.players), "time"))
 
-    def _end(self, outcome: Outcome) -> None:
+    def _end(self, outcome: Outcome) -> defer.Deferred[None]:
         self._cancel_timer()
         self.outcome = outcome
         self.service.finished(self)
@@ -146,14 +163,27 @@ class Match(pb.Referenceable):
             reason=outcome.reason,
             winner=winner,
         )
-        self._push(
-            {
-                "event": "match-ended",
-                "match": self.id,
-                "players": list(self.players),
-                "winner": winner,
-                "reason": outcome.reason,
-            }
+        ended = {
+            "event": "match-ended",
+            "match": self.id,
+            "players": list(self.players),
+            "winner": winner,
+            "reason": outcome.reason,
+        }
+        d = self.service.durably(
+            "finish_match",
+            self.id,
+            winner,
+            outcome.reason,
+            self.service.clock.seconds(),
+        )
+        d.addErrback(self._not_stored, "the end of")
+        d.addCallback(lambda _: self._push(ended))
+        return d
+
+    def _not_stored(self, failure: Failure, what: str) -> None:
+        self.log.failure(
+            "could not store {what} match {match}", failure, what=what, match=self.id
         )
 
     def _push(self, event: Event, with_ref: bool = False) -> None:
@@ -172,41 +202,70 @@ class Match(pb.Referenceable):
         self._seat_of(player)
         return self.snapshot()
 
-    def remote_move(self, player: str, text: str) -> Event:
+    def remote_move(self, player: str, text: str) -> defer.Deferred[Event]:
         seat = self._seat_of(player)
         if self.outcome is not None:
             raise ServiceError("game-over", f"match {self.id} is over")
         if self.game.to_move(self.state) != seat:
             raise ServiceError("not-your-turn", f"it is {self.to_move()}'s turn")
         try:
-            self.state, move = self.game.play(self.state, str(text))
+            state, move = self.game.play(self.state, str(text))
         except MoveError as e:
             raise ServiceError(e.code, e.message)
 
+        # Taken at once, so that nothing else can move meanwhile; made
+        # known only once stored.
+        previous, elapsed = (
+            self.state,
+            self.service.clock.seconds() - self._turn_started,
+        )
+        self.state = state
         written = self.game.format_move(move)
         self.moves.append(written)
-        outcome = self.game.outcome(self.state)
-        if outcome is None:
-            self._start_turn()
-        moved = {
-            "event": "moved",
-            "match": self.id,
-            "player": player,
-            "move": written,
-            "to_move": self.to_move(),
-            **self._position(),
-        }
-        self._push(moved)
-        if outcome is not None:
-            self._end(outcome)
-        return {"match": self.id, "move": written, "to_move": self.to_move()}
+        self._cancel_timer()
+        number, now = len(self.moves), self.service.clock.seconds()
+        d = self.service.durably("record_move", self.id, number, player, written, now)
 
-    def remote_forfeit(self, player: str) -> Event:
+        def stored(_: object) -> defer.Deferred[Event] | Event:
+            outcome = self.game.outcome(self.state)
+            if outcome is None:
+                self._start_turn()
+            self._push(
+                {
+                    "event": "moved",
+                    "match": self.id,
+                    "player": player,
+                    "move": written,
+                    "to_move": None if outcome else self.to_move(),
+                    **self._position(),
+                }
+            )
+            reply = {
+                "match": self.id,
+                "move": written,
+                "to_move": None if outcome else self.to_move(),
+            }
+            if outcome is None:
+                return reply
+            return self._end(outcome).addCallback(lambda _: reply)
+
+        def lost(failure: Failure) -> Event:
+            self._not_stored(failure, "a move of")
+            self.state = previous
+            self.moves.pop()
+            self._start_turn(elapsed)
+            raise ServiceError("unavailable", "the move could not be stored; try again")
+
+        return d.addCallbacks(stored, lost)
+
+    def remote_forfeit(self, player: str) -> defer.Deferred[Event]:
         seat = self._seat_of(player)
         if self.outcome is not None:
             raise ServiceError("game-over", f"match {self.id} is over")
-        self._end(_others_win(seat, len(self.players), "forfeit"))
-        return {"match": self.id, "winner": self._winner_name()}
+        d = self._end(_others_win(seat, len(self.players), "forfeit"))
+        return d.addCallback(
+            lambda _: {"match": self.id, "winner": self._winner_name()}
+        )
 
 
 def _others_win(loser: int, seats: int, reason: str) -> Outcome:
@@ -232,14 +291,95 @@ class MatchService:
         clock: IReactorTime,
         turn_timeout: float = 120.0,
         rng: random.Random | None = None,
+        store: Any = None,
+        name: str = "default",
     ) -> None:
         self.games = games
         self.clock = clock
         self.turn_timeout = turn_timeout
         self.rng = rng or random.SystemRandom()
+        self.store = store
+        self.name = name
         self.queues: dict[str, dict[str, None]] = {name: {} for name in games}
         self.matches: dict[str, Match] = {}
         self.listeners: dict[str, Listener] = {}
+        self._heartbeat = task.LoopingCall(self._beat)
+        self._heartbeat.clock = clock
+
+    # The store
+
+    def durably(self, method: str, *args: Any) -> defer.Deferred[Any]:
+        """Call the store's ``method``, if there is a store."""
+        if self.store is None:
+            return defer.succeed(None)
+        return maybeDeferred(getattr(self.store, method), *args)
+
+    async def restore(self) -> int:
+        """
+        Take up every match this service was running when it stopped.
+
+        Each is rebuilt move by move; the player to move keeps the time
+        they had used before the service stopped (measured up to its last
+        heartbeat), and the downtime is not charged to them.
+        """
+        if self.store is None:
+            return 0
+        records = await self.store.live_matches(self.name)
+        last_beat = await self.store.last_beat(self.name)
+        for record in records:
+            game = self.games.get(record.game)
+            if game is None:
+                self.log.warn(
+                    "match {match} is of {game}, which this service does not serve",
+                    match=record.id,
+                    game=record.game,
+                )
+                continue
+            alive_until = max(last_beat or 0.0, record.turn_started_at)
+            elapsed = min(alive_until - record.turn_started_at, self.turn_timeout)
+            match = Match(self, record.id, game, list(record.players))
+            try:
+                match.resume(record.moves, elapsed)
+            except MoveError as e:
+                self.log.error(
+                    "match {match} cannot be replayed: {why}", match=record.id, why=e
+                )
+                continue
+            self.matches[match.id] = match
+            await self.store.set_turn_started(match.id, match._turn_started)
+        if records:
+            self.log.info("restored {count} live matches", count=len(self.matches))
+        return len(self.matches)
+
+    def start_heartbeat(self, interval: float = HEARTBEAT) -> None:
+        if self.store is not None and not self._heartbeat.running:
+            self._heartbeat.start(interval, now=True).addErrback(
+                lambda f: self.log.failure("heartbeat stopped", f)
+            )
+
+    def stop_heartbeat(self) -> defer.Deferred[Any]:
+        if self._heartbeat.running:
+            self._heartbeat.stop()
+            return self._beat()
+        return defer.succeed(None)
+
+    def _beat(self) -> defer.Deferred[Any]:
+        d = self.durably("beat", self.name, self.clock.seconds())
+        return d.addErrback(lambda f: self.log.failure("could not note a heartbeat", f))
+
+    def history(self, player: str, limit: int) -> defer.Deferred[list[Event]]:
+        """``player``'s finished matches, newest first."""
+        if self.store is None:
+            return defer.succeed([])
+        d: defer.Deferred[list[Any]] = self.store.player_matches(player, limit)
+        return d.addCallback(lambda records: [r.to_json() for r in records])
+
+    def record(self, match_id: str) -> defer.Deferred[Event | None]:
+        """A match as stored, moves and all, or ``None``."""
+        if self.store is None:
+            return defer.succeed(None)
+        d: defer.Deferred[Any] = self.store.match(match_id)
+        return d.addCallback(lambda r: None if r is None else r.to_json())
 
     def game_list(self) -> list[Event]:
         return [
@@ -282,7 +422,7 @@ class MatchService:
 
     # Matchmaking
 
-    def seek(self, player: str, game_name: str) -> Event:
+    def seek(self, player: str, game_name: str) -> Event | defer.Deferred[Event]:
         """
         Put ``player`` in ``game_name``'s queue, or match them at once.
 
@@ -305,10 +445,28 @@ class MatchService:
         for name in seated:
             queue.pop(name, None)
         self.rng.shuffle(seated)
-        match = Match(self, self._new_id(), game, seated)
-        self.matches[match.id] = match
-        match.start()
-        return {"status": "matched", "game": game_name, "match": match.id}
+        return defer.Deferred.fromCoroutine(self._create(game, seated))
+
+    async def _create(self, game: Game[Any, Any], seated: list[str]) -> Event:
+        for _ in range(10):
+            match_id = self._new_id()
+            match = Match(self, match_id, game, seated)
+            self.matches[match_id] = match
+            now = self.clock.seconds()
+            try:
+                fresh = await self.durably(
+                    "create_match", self.name, match_id, game.name, seated, now
+                )
+            except Exception:
+                del self.matches[match.id]
+                self.log.failure("could not store a new match")
+                raise ServiceError("unavailable", "the match could not be stored")
+            if fresh is False:
+                del self.matches[match.id]
+                continue
+            match.start()
+            return {"status": "matched", "game": game.name, "match": match.id}
+        raise ServiceError("internal", "no free match id was found")
 
     def cancel(self, player: str, game: str | None = None) -> list[str]:
         """Take ``player`` out of ``game``'s queue, or every queue.

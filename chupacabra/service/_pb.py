@@ -68,7 +68,7 @@ class GatewayAvatar(pb.Avatar):
     def perspective_detach(self, player: str) -> None:
         self.service.detach(_check_name(player), self.broker)
 
-    def perspective_seek(self, player: str, game: str) -> Event:
+    def perspective_seek(self, player: str, game: str) -> Any:
         return self.service.seek(_check_name(player), str(game))
 
     def perspective_cancel(self, player: str, game: str | None = None) -> list[str]:
@@ -82,6 +82,13 @@ class GatewayAvatar(pb.Avatar):
 
     def perspective_waiting(self, player: str) -> list[str]:
         return self.service.waiting_for(_check_name(player))
+
+    def perspective_history(self, player: str, limit: int = 20) -> Any:
+        limit = limit if isinstance(limit, int) and 0 < limit <= 100 else 20
+        return self.service.history(_check_name(player), limit)
+
+    def perspective_record(self, match_id: str) -> Any:
+        return self.service.record(str(match_id))
 
 
 @implementer(portal.IRealm)

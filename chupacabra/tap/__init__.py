@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from twisted.application import service
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python import usage
@@ -67,6 +67,13 @@ class _Options(usage.Options):
     optParameters: list[list[Any]] = [
         ["data", None, DEFAULT_DATA, "Folder for the store and link secret."],
         [
+            "db",
+            None,
+            None,
+            "The store: sqlite:PATH or a postgresql:// URL "
+            "(default: sqlite:DATA/chupacabra.sqlite3).",
+        ],
+        [
             "secret-file",
             None,
             None,
@@ -102,6 +109,12 @@ class _Options(usage.Options):
             raise usage.UsageError(f"data folder {data} is not writable")
         self["data"] = data
         self["secret"] = self._secret()
+        db = self["db"] or "sqlite:" + os.path.join(data, "chupacabra.sqlite3")
+        if not db.startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise usage.UsageError(
+                f"--db {db!r} must be sqlite:PATH or a postgresql:// URL"
+            )
+        self["db"] = db
 
     def _secret(self) -> bytes:
         env = os.environ.get("CHUPACABRA_SECRET")
@@ -155,7 +168,9 @@ _GATEWAY_PARAMETERS: list[list[Any]] = [
 
 _GAME_PARAMETERS: list[list[Any]] = [
     ["turn-timeout", None, "120", "Seconds a player has for each move."],
-]
+    ["service-name", None, "default", "Which matches in a shared store are "
+     "this game service's to restore."],
+]  # fmt: skip
 
 
 class GatewayOptions(_Options):
@@ -227,6 +242,7 @@ class Listen(service.Service):
 
     twistd's own listening service logs a traceback and runs on without
     the port; a server that cannot take its port should not run at all.
+    ``before``, if given, must finish first (the store being ready, say).
     """
 
     def __init__(
@@ -236,21 +252,27 @@ class Listen(service.Service):
         factory: Any,
         what: str,
         on_listening: Callable[[IListeningPort], Any] = lambda port: None,
+        before: Callable[[], Any] | None = None,
     ) -> None:
         self.reactor = reactor
         self.description = description
         self.factory = factory
         self.what = what
         self.on_listening = on_listening
+        self.before = before
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
         super().startService()
         endpoint = endpoints.serverFromString(self.reactor, self.description)
-        d = endpoint.listen(self.factory)
+        d = defer.maybeDeferred(self.before or (lambda: None))
+        d.addCallback(lambda _: endpoint.listen(self.factory))
         d.addCallbacks(self._listening, self._failed)
 
     def _listening(self, port: IListeningPort) -> None:
+        if not self.running:
+            port.stopListening()
+            return
         self.port = port
         host = port.getHost()
         log.info(
@@ -263,13 +285,12 @@ class Listen(service.Service):
 
     def _failed(self, failure: Failure) -> None:
         log.critical(
-            "cannot listen for {what} on {endpoint}: {why}",
+            "cannot start {what} on {endpoint}: {why}",
             what=self.what,
             endpoint=self.description,
             why=failure.getErrorMessage(),
         )
-        self.reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-        self.reactor.callWhenRunning(self.reactor.stop)
+        _exit_soon(self.reactor)
 
     def stopService(self) -> Any:
         super().stopService()
@@ -279,31 +300,99 @@ class Listen(service.Service):
         return None
 
 
+def _exit_soon(reactor: Any) -> None:
+    """Stop the process with a failing exit status."""
+    reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+    reactor.callWhenRunning(reactor.stop)
+
+
+class StoreService(service.Service):
+    """Opens and migrates the store at start-up; others wait on L{ready}."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._migrated = False
+        self._waiting: list[defer.Deferred[None]] = []
+
+    def startService(self) -> None:
+        super().startService()
+        self.store.migrate().addCallbacks(self._done, self._failed)
+
+    def ready(self) -> defer.Deferred[None]:
+        if self._migrated:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._waiting.append(d)
+        return d
+
+    def _done(self, version: int) -> None:
+        self._migrated = True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def _failed(self, failure: Failure) -> None:
+        log.critical("cannot open the store: {why}", why=failure.getErrorMessage())
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(failure)
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.store.close()
+
+
+class _Threads(service.Service):
+    """Starts and stops the bcrypt threads with the process."""
+
+    def __init__(self, hasher: Any) -> None:
+        self.hasher = hasher
+
+    def startService(self) -> None:
+        super().startService()
+        self.hasher.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.hasher.stop()
+
+
 def _reactor() -> Any:
     from twisted.internet import reactor
 
     return reactor
 
 
-def _gateway(options: _Options, reactor: Any) -> Any:
-    from ..accounts import Accounts, PasswordHasher
-    from ..gateway import Gateway, LineFactory, api_site
+def _store(options: _Options) -> StoreService:
     from ..store import Store
 
-    store = Store.sqlite(os.path.join(options["data"], "chupacabra.sqlite3"))
+    return StoreService(Store.open(options["db"]))
+
+
+def _gateway(options: _Options, reactor: Any, stored: StoreService) -> Any:
+    from ..accounts import Accounts, PasswordHasher
+    from ..gateway import Gateway, LineFactory, api_site
+
     hasher = PasswordHasher(reactor, rounds=options["bcrypt-rounds"])
     gateway = Gateway(
-        Accounts(store, hasher), reactor, token_lifetime=options["token-lifetime"]
+        Accounts(stored.store, hasher),
+        reactor,
+        token_lifetime=options["token-lifetime"],
     )
-    _Resources(store, hasher).setServiceParent(gateway)
+    _Threads(hasher).setServiceParent(gateway)
     Listen(
         reactor,
         options["line"],
         LineFactory(gateway, options["idle-timeout"], reactor),
         "line protocol",
+        before=stored.ready,
     ).setServiceParent(gateway)
     Listen(
-        reactor, options["http"], api_site(gateway, reactor), "HTTP API"
+        reactor,
+        options["http"],
+        api_site(gateway, reactor),
+        "HTTP API",
+        before=stored.ready,
     ).setServiceParent(gateway)
     for description in options["game-service"]:
         _link(gateway, options, reactor, description)
@@ -328,56 +417,79 @@ def _link(
     return link
 
 
-def _game_factory(options: _Options, reactor: Any) -> Any:
-    from ..games import installed_games
-    from ..service import MatchService, server_factory
+class GameService(service.MultiService):
+    """
+    A game service: restores its live matches from the store, then
+    listens for gateways, and notes a heartbeat while it runs.
+    """
 
-    matches = MatchService(
-        installed_games(), reactor, turn_timeout=options["turn-timeout"]
-    )
-    return server_factory(matches, options["secret"])
+    def __init__(
+        self,
+        options: _Options,
+        reactor: Any,
+        stored: StoreService,
+        on_listening: Callable[[IListeningPort], Any] = lambda port: None,
+        what: str = "game service",
+    ) -> None:
+        from ..games import installed_games
+        from ..service import MatchService, server_factory
 
+        super().__init__()
+        self.stored = stored
+        self.matches = MatchService(
+            installed_games(),
+            reactor,
+            turn_timeout=options["turn-timeout"],
+            store=stored.store,
+            name=options["service-name"],
+        )
+        self.on_listening = on_listening
+        Listen(
+            reactor,
+            options["pb"],
+            server_factory(self.matches, options["secret"]),
+            what,
+            on_listening=self._listening,
+            before=self._restore,
+        ).setServiceParent(self)
 
-class _Resources(service.Service):
-    """Starts and stops the store and the bcrypt threads with the process."""
+    async def _restore(self) -> None:
+        await self.stored.ready()
+        await self.matches.restore()
 
-    def __init__(self, store: Any, hasher: Any) -> None:
-        self.store = store
-        self.hasher = hasher
+    def _listening(self, port: IListeningPort) -> None:
+        self.matches.start_heartbeat()
+        self.on_listening(port)
 
-    def startService(self) -> None:
-        super().startService()
-        self.hasher.start()
-        self.store.migrate().addErrback(self._failed)
-
-    def _failed(self, failure: Failure) -> None:
-        log.failure("cannot open the store", failure)
-        reactor = _reactor()
-        reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
-        reactor.stop()
-
-    def stopService(self) -> None:
+    def stopService(self) -> Any:
         super().stopService()
-        self.hasher.stop()
-        self.store.close()
+        return self.matches.stop_heartbeat()
 
 
 def make_gateway(options: GatewayOptions) -> service.IService:
-    return _gateway(options, _reactor())  # type: ignore[no-any-return]
+    reactor = _reactor()
+    top = service.MultiService()
+    stored = _store(options)
+    stored.setServiceParent(top)
+    _gateway(options, reactor, stored).setServiceParent(top)
+    return top
 
 
 def make_game(options: GameOptions) -> service.IService:
-    reactor = _reactor()
-    return Listen(
-        reactor, options["pb"], _game_factory(options, reactor), "game service"
-    )
+    top = service.MultiService()
+    stored = _store(options)
+    stored.setServiceParent(top)
+    GameService(options, _reactor(), stored).setServiceParent(top)
+    return top
 
 
 def make_all(options: AllOptions) -> service.IService:
     """A gateway and a game service in one process, linked over loopback PB."""
     reactor = _reactor()
     top = service.MultiService()
-    gateway = _gateway(options, reactor)
+    stored = _store(options)
+    stored.setServiceParent(top)
+    gateway = _gateway(options, reactor, stored)
     gateway.setServiceParent(top)
     local = _link(gateway, options, reactor, None)
 
@@ -387,11 +499,7 @@ def make_all(options: AllOptions) -> service.IService:
             endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", address.port)
         )
 
-    Listen(
-        reactor,
-        options["pb"],
-        _game_factory(options, reactor),
-        "built-in game service",
-        on_listening=linked,
+    GameService(
+        options, reactor, stored, on_listening=linked, what="built-in game service"
     ).setServiceParent(top)
     return top
