@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import bcrypt
 from twisted.internet import defer
 
 from .accounts import PasswordHasher
-from .store import MIGRATIONS, NameTakenError
+from .store import MIGRATIONS, MatchRecord, NameTakenError
 
 
 class MemoryStore:
-    """Accounts in a dict, with the same methods and errors as the SQL store."""
+    """The store in dicts, with the same methods and errors as the SQL store."""
 
     def __init__(self) -> None:
         self.accounts: dict[str, tuple[str, str]] = {}
         self.sessions: dict[str, tuple[str, float]] = {}
+        self.matches: dict[str, dict[str, Any]] = {}
+        self.beats: dict[str, float] = {}
 
     def migrate(self) -> defer.Deferred[int]:
         return defer.succeed(len(MIGRATIONS))
@@ -59,6 +62,74 @@ class MemoryStore:
     def delete_session(self, token_hash: str) -> defer.Deferred[Any]:
         self.sessions.pop(token_hash, None)
         return defer.succeed(None)
+
+    # Matches and moves
+
+    def create_match(
+        self, service: str, match_id: str, game: str, players: list[str], at: float
+    ) -> defer.Deferred[bool]:
+        if match_id in self.matches:
+            return defer.succeed(False)
+        self.matches[match_id] = {
+            "service": service,
+            "record": MatchRecord(
+                match_id, game, list(players), "live", None, None, at, at, None, []
+            ),
+        }
+        return defer.succeed(True)
+
+    def _update(self, match_id: str, **changes: Any) -> None:
+        entry = self.matches[match_id]
+        entry["record"] = attrs.evolve(entry["record"], **changes)
+
+    def record_move(
+        self, match_id: str, number: int, player: str, move: str, at: float
+    ) -> defer.Deferred[None]:
+        record = self.matches[match_id]["record"]
+        if number != len(record.moves) + 1:
+            return defer.fail(ValueError(f"move {number} is out of order"))
+        self._update(match_id, moves=[*record.moves, move], turn_started_at=at)
+        return defer.succeed(None)
+
+    def finish_match(
+        self, match_id: str, winner: str | None, reason: str, at: float
+    ) -> defer.Deferred[Any]:
+        self._update(match_id, status="over", winner=winner, reason=reason, ended_at=at)
+        return defer.succeed(None)
+
+    def set_turn_started(self, match_id: str, at: float) -> defer.Deferred[Any]:
+        self._update(match_id, turn_started_at=at)
+        return defer.succeed(None)
+
+    def live_matches(self, service: str) -> defer.Deferred[list[MatchRecord]]:
+        found = [
+            e["record"]
+            for e in self.matches.values()
+            if e["service"] == service and e["record"].status == "live"
+        ]
+        return defer.succeed(sorted(found, key=lambda r: r.started_at))
+
+    def match(self, match_id: str) -> defer.Deferred[MatchRecord | None]:
+        entry = self.matches.get(match_id)
+        return defer.succeed(None if entry is None else entry["record"])
+
+    def player_matches(
+        self, name: str, limit: int = 20
+    ) -> defer.Deferred[list[MatchRecord]]:
+        found = [
+            e["record"]
+            for e in self.matches.values()
+            if name in e["record"].players and e["record"].status == "over"
+        ]
+        found.sort(key=lambda r: r.ended_at or 0, reverse=True)
+        return defer.succeed(found[:limit])
+
+    def beat(self, service: str, at: float) -> defer.Deferred[None]:
+        self.beats[service] = at
+        return defer.succeed(None)
+
+    def last_beat(self, service: str) -> defer.Deferred[Any]:
+        return defer.succeed(self.beats.get(service))
 
 
 class InlineHasher(PasswordHasher):

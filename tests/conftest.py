@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
@@ -21,8 +22,15 @@ from chupacabra.testing import InlineHasher, MemoryStore
 
 
 @pytest.fixture(autouse=True)
-def no_logged_errors() -> Iterator[None]:
-    """Fail any test during which something logged an error or a failure."""
+def no_logged_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """
+    Fail any test during which something logged an error or a failure.
+
+    A test marked ``expected_log("text")`` must log an error whose format
+    holds that text, and may log no other.
+    """
+    marker = request.node.get_closest_marker("expected_log")
+    expected = marker.args[0] if marker else None
     gc.collect()
     bad: list[dict[str, Any]] = []
 
@@ -37,7 +45,17 @@ def no_logged_errors() -> Iterator[None]:
         gc.collect()
     finally:
         globalLogPublisher.removeObserver(observe)
+    if expected is not None:
+        seen = [e for e in bad if expected in (e.get("log_format") or "")]
+        assert seen, f"nothing logged {expected!r}"
+        bad = [e for e in bad if e not in seen]
     assert not bad, [e.get("log_format") for e in bad]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "expected_log(text): the test must log an error holding text"
+    )
 
 
 SECRET = b"test-secret"
@@ -86,17 +104,19 @@ class World:
     over in-memory connections.
     """
 
-    def __init__(self, turn_timeout: float = 120.0, seed: int = 1) -> None:
+    def __init__(
+        self,
+        turn_timeout: float = 120.0,
+        seed: int = 1,
+        service_store: Any = None,
+    ) -> None:
         self.reactor = MemoryReactorClock()
         self.completer = iosim.ConnectionCompleter(self.reactor)
         self.pumps: list[iosim.IOPump] = []
         self.rng = random.Random(seed)
-        self.service = MatchService(
-            installed_games(), self.reactor, turn_timeout, rng=self.rng
-        )
-        self.port = self.reactor.listenTCP(
-            PB_PORT, server_factory(self.service, SECRET)
-        )
+        self.turn_timeout = turn_timeout
+        self.service_store = service_store
+        self.start_service()
         self.store = MemoryStore()
         self.gateway = Gateway(Accounts(self.store, InlineHasher()))
         self.link = ServiceLink(
@@ -109,6 +129,40 @@ class World:
         self.gateway.startService()
         self.connect()
         self.factory = LineFactory(self.gateway, idle_timeout=600, clock=self.reactor)
+
+    def start_service(self) -> None:
+        """Start a game service (again), restoring from its store."""
+        self.service = MatchService(
+            installed_games(),
+            self.reactor,
+            self.turn_timeout,
+            rng=self.rng,
+            store=self.service_store,
+        )
+        restored = Deferred.fromCoroutine(self.service.restore())
+        assert restored.called, "an in-memory store restores at once"
+        self.reactor.tcpServers = [
+            s for s in self.reactor.tcpServers if s[0] != PB_PORT
+        ]
+        self.port = self.reactor.listenTCP(
+            PB_PORT, server_factory(self.service, SECRET)
+        )
+
+    def kill_service(self) -> None:
+        """The game service dies: its connections drop, its memory is gone."""
+        self.disconnect_service()
+        for match in self.service.matches.values():
+            match._cancel_timer()
+        self.service.matches.clear()
+
+    def reconnect(self) -> None:
+        """Let the gateway's backoff run out and complete its reconnection."""
+        for _ in range(50):
+            self.reactor.advance(1)
+            self.connect()
+            if self.link.up:
+                return
+        raise AssertionError("the gateway did not reconnect")
 
     def connect(self) -> None:
         """Complete every pending PB connection."""

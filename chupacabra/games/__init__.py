@@ -10,10 +10,10 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
-from ._interface import Game, MoveError, Outcome
+from ._interface import Game, MoveError, Outcome, replay
 from .tictactoe import TicTacToe
 
-__all__ = ["Game", "MoveError", "Outcome", "TicTacToe", "installed_games"]
+__all__ = ["Game", "MoveError", "Outcome", "TicTacToe", "installed_games", "replay"]
 
 #: The entry point group that installed packages add games to.
 ENTRY_POINT_GROUP = "chupacabra.games"

@@ -117,3 +117,19 @@ class Game(abc.ABC, Generic[StateT, MoveT]):
             raise MoveError("game-over", "the game is over")
         move = self.parse_move(state, text)
         return self.apply(state, move), move
+
+
+def replay(
+    game: Game[StateT, MoveT], moves: Sequence[str], players: int = 2
+) -> list[StateT]:
+    """
+    Rebuild a match move by move from its log.
+
+    Returns every position, the starting one first.  A move that does not
+    apply raises L{MoveError}, so a corrupt log cannot go unnoticed.
+    """
+    states = [game.new_state(players)]
+    for text in moves:
+        state, _ = game.play(states[-1], text)
+        states.append(state)
+    return states

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
 
-from ..accounts import Accounts, password_bytes
+from ..accounts import Accounts, normalise_name, password_bytes
 from ..errors import CommandError
 from ._link import ServiceLink, call_remote, unavailable
 
@@ -594,6 +594,47 @@ class Session:
                     continue
                 found.append({k: state.get(k) for k in _ENDED_FIELDS})
             return {"matches": found}
+
+        return _run(run())
+
+    def history(
+        self, name: str | None = None, limit: int = 20
+    ) -> defer.Deferred[Event]:
+        """A player's finished matches (by default the caller's), newest first."""
+
+        async def run() -> Event:
+            player = self._need_player()
+            display = player.name
+            if name is not None:
+                display = await self._find_player(name)
+            found: list[Event] = []
+            for link in self.gateway.up_links():
+                found.extend(await link.call("history", display, limit))
+            found.sort(key=lambda m: m.get("ended_at") or 0, reverse=True)
+            return {"player": display, "matches": found[:limit]}
+
+        return _run(run())
+
+    async def _find_player(self, name: str) -> str:
+        try:
+            _, key = normalise_name(name)
+        except CommandError:
+            raise CommandError("not-found", f"there is no player {name[:32]}")
+        row = await self.gateway.accounts.store.find_account(key)
+        if row is None:
+            raise CommandError("not-found", f"there is no player {name}")
+        return str(row[0])
+
+    def record(self, match_id: str) -> defer.Deferred[Event]:
+        """A match as stored, with every move, from whichever service has it."""
+
+        async def run() -> Event:
+            self._need_player()
+            for link in self.gateway.up_links():
+                found: Event | None = await link.call("record", match_id)
+                if found is not None:
+                    return found
+            raise CommandError("no-match", f"there is no match {match_id}")
 
         return _run(run())
 

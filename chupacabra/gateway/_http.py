@@ -123,6 +123,7 @@ ROUTES = [
     _route("GET", "/v1/matches/{match}", "get_match", True),
     _route("POST", "/v1/matches/{match}/moves", "move", True),
     _route("POST", "/v1/matches/{match}/forfeit", "forfeit", True),
+    _route("GET", "/v1/players/{name}/matches", "player_matches", True),
     _route("GET", "/v1/events", "events", True),
     _route("GET", "/v1/openapi.json", "openapi", False),
     _route("GET", "/healthz", "health", False),
@@ -317,7 +318,17 @@ class ApiResource(resource.Resource):
     async def _get_match(
         self, request: Any, session: Session, body: Event, match: str
     ) -> Reply:
-        return Reply(200, _public(await session.board(match)))
+        try:
+            return Reply(200, _public(await session.board(match)))
+        except CommandError as error:
+            if error.code != "no-match":
+                raise
+        return Reply(200, await session.record(match))
+
+    async def _player_matches(
+        self, request: Any, session: Session, body: Event, name: str
+    ) -> Reply:
+        return Reply(200, await session.history(name))
 
     async def _move(
         self, request: Any, session: Session, body: Event, match: str

@@ -84,6 +84,8 @@ COMMANDS: dict[str, Command] = {
                 lambda s, a: s.move(*_match_and(a)), 1, 2),
         Command("forfeit", "FORFEIT [match]", "give up a match",
                 lambda s, a: s.forfeit(_optional(a)), 0, 1),
+        Command("history", "HISTORY [player]", "list finished matches",
+                lambda s, a: s.history(a[0] if a else None), 0, 1),
         Command("who", "WHO", "list the players online",
                 lambda s, a: s.who()),
         Command("json", "JSON", "answer in JSON, one object per line",

@@ -125,6 +125,23 @@ _SCHEMAS: dict[str, Any] = {
         reason=_STRING,
         moves=_NAMES,
     ),
+    "MatchRecord": _object(
+        ["match", "game", "players", "status", "winner", "reason", "moves"],
+        match=_STRING,
+        game=_STRING,
+        players=_NAMES,
+        status={"enum": ["live", "over"]},
+        winner=_NULLABLE_STRING,
+        reason={"type": ["string", "null"]},
+        started_at={"type": "number"},
+        ended_at={"type": ["number", "null"]},
+        moves=_NAMES,
+    ),
+    "History": _object(
+        ["player", "matches"],
+        player=_STRING,
+        matches={"type": "array", "items": _ref("MatchRecord")},
+    ),
     "Matches": _object(
         ["matches", "recent"],
         matches={"type": "array", "items": _ref("MatchSummary")},
@@ -258,11 +275,20 @@ _DOCUMENT: dict[str, Any] = {
                 ["401", "503"],
             )
         },
+        "/v1/players/{name}/matches": {
+            "get": _operation(
+                "A player's finished matches, newest first",
+                "200",
+                _ref("History"),
+                ["401", "404", "503"],
+                parameters=["name"],
+            )
+        },
         "/v1/matches/{match}": {
             "get": _operation(
-                "A match's state",
+                "A live match's state, or a finished match's record",
                 "200",
-                _ref("MatchState"),
+                {"oneOf": [_ref("MatchState"), _ref("MatchRecord")]},
                 ["401", "404", "503"],
                 parameters=["match"],
             )

@@ -130,6 +130,19 @@ def _who(result: Event, me: str | None) -> list[str]:
     return [_plural(len(players), "player") + " online"] + [f"  {p}" for p in players]
 
 
+def _history(result: Event, me: str | None) -> list[str]:
+    matches = result["matches"]
+    head = _plural(len(matches), "finished match", "finished matches")
+    lines = [f"{head} of {result['player']}"]
+    for match in matches:
+        sides = " vs ".join(match["players"])
+        moves = _plural(len(match["moves"]), "move")
+        lines.append(
+            f"  {match['match']} {match['game']}: {sides}, {_ending(match)}, {moves}"
+        )
+    return lines
+
+
 def _help(result: Event, me: str | None) -> list[str]:
     if "command" in result:
         command = result["command"]
@@ -159,6 +172,7 @@ _REPLIES: dict[str, Callable[[Event, str | None], list[str]]] = {
     "move": lambda r, me: [f"played {r['move']} in match {r['match']}"],
     "forfeit": lambda r, me: [f"forfeited match {r['match']}"],
     "who": _who,
+    "history": _history,
     "text": lambda r, me: ["text mode"],
     "json": lambda r, me: ["json mode"],
     "quit": lambda r, me: ["bye"],
