@@ -211,3 +211,23 @@ def world() -> Any:
     w = World()
     yield w
     w.gateway.stopService()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL server for the whole run (skipped where absent)."""
+    from postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> str:
+    """A new, empty database on the test server."""
+    from postgres import fresh_database
+
+    return fresh_database(postgres_url, f"test_{next(_databases)}")

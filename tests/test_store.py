@@ -26,11 +26,13 @@ def open_sqlite(path: Path) -> Store:
     return Store.sqlite(str(path))
 
 
-@pytest_twisted.async_yield_fixture(params=["memory", "sqlite"])
+@pytest_twisted.async_yield_fixture(params=["memory", "sqlite", "postgresql"])
 async def store(request: Any, tmp_path: Path) -> Any:
     """A migrated, empty store of each kind, closed afterwards."""
     if request.param == "memory":
         made: Any = MemoryStore()
+    elif request.param == "postgresql":
+        made = Store.open(request.getfixturevalue("postgres_database"))
     else:
         made = open_sqlite(tmp_path / "data" / "accounts.sqlite")
     await made.migrate()
@@ -330,3 +332,63 @@ def test_sessions_are_kept_found_and_deleted(store: Any) -> Any:
     assert (yield store.find_session("hash-2")) is None
     yield store.delete_session("hash-1")
     assert (yield store.find_session("hash-1")) is None
+
+
+# Matches and moves, on every kind of store
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_match_is_kept_move_by_move(store: Any) -> None:
+    """A new match, its moves and its end come back as they were written."""
+    assert await store.create_match("svc", "m1", "tictactoe", ["ann", "bo"], 100.0)
+    assert not await store.create_match("svc", "m1", "tictactoe", ["x", "y"], 101.0)
+    await store.record_move("m1", 1, "ann", "5", 110.0)
+    await store.record_move("m1", 2, "bo", "1", 120.5)
+
+    [live] = await store.live_matches("svc")
+    assert (live.id, live.game, live.players) == ("m1", "tictactoe", ["ann", "bo"])
+    assert live.moves == ["5", "1"]
+    assert live.turn_started_at == 120.5
+    assert await store.live_matches("elsewhere") == []
+
+    await store.finish_match("m1", "ann", "win", 130.0)
+    assert await store.live_matches("svc") == []
+    record = await store.match("m1")
+    assert (record.status, record.winner, record.reason) == ("over", "ann", "win")
+    assert record.ended_at == 130.0
+    assert await store.match("m2") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_move_number_is_written_once(store: Any) -> None:
+    """Writing the same move number twice fails rather than forking the log."""
+    await store.create_match("svc", "m1", "tictactoe", ["ann", "bo"], 100.0)
+    await store.record_move("m1", 1, "ann", "5", 110.0)
+    with pytest.raises(Exception):  # noqa: B017 - each driver has its own
+        await store.record_move("m1", 1, "ann", "6", 111.0)
+    assert (await store.match("m1")).moves == ["5"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_player_history_is_newest_first(store: Any) -> None:
+    """A player's finished matches come newest first, live ones left out."""
+    for number, ended in [(1, 300.0), (2, 100.0), (3, 200.0)]:
+        await store.create_match("svc", f"m{number}", "tictactoe", ["ann", "bo"], 1.0)
+        await store.finish_match(f"m{number}", None, "draw", ended)
+    await store.create_match("svc", "live", "tictactoe", ["ann", "cy"], 1.0)
+    found = await store.player_matches("ann", 2)
+    assert [r.id for r in found] == ["m1", "m3"]
+    assert await store.player_matches("cy") == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_heartbeats_keep_the_latest(store: Any) -> None:
+    """The last heartbeat of a service is the one most recently written."""
+    assert await store.last_beat("svc") is None
+    await store.beat("svc", 10.0)
+    await store.beat("svc", 15.0)
+    await store.beat("other", 99.0)
+    assert await store.last_beat("svc") == 15.0
+    await store.create_match("svc", "m1", "tictactoe", ["a", "b"], 1.0)
+    await store.set_turn_started("m1", 42.0)
+    assert (await store.match("m1")).turn_started_at == 42.0
