@@ -13,8 +13,13 @@ setup(
     packages=[
         *find_packages(include=["chupacabra", "chupacabra.*"]),
         "twisted.plugins",
+        "chupacabra_client",
     ],
-    package_data={"twisted.plugins": ["chupacabra_plugins.py"]},
+    package_dir={"chupacabra_client": "clients/chupacabra_client"},
+    package_data={
+        "twisted.plugins": ["chupacabra_plugins.py"],
+        "chupacabra_client": ["py.typed"],
+    },
     install_requires=[
         "twisted>=24.7",
         "attrs>=23.1",
@@ -23,6 +28,7 @@ setup(
         "bcrypt>=4.1",
     ],
     extras_require={
+        "postgresql": ["psycopg[binary]>=3.1"],
         "test": [
             "pytest>=8",
             "pytest-twisted>=1.14",
@@ -31,10 +37,12 @@ setup(
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "jsonschema>=4.20",
+            "psycopg[binary]>=3.1",
         ],
     },
     entry_points={
         "chupacabra.games": ["tictactoe = chupacabra.games.tictactoe:TicTacToe"],
+        "console_scripts": ["chupacabra-play = chupacabra_client._play:main"],
     },
     classifiers=[
         "Framework :: Twisted",

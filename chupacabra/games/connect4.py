@@ -10,6 +10,7 @@ layout a move is one addition and a win is four shift-and-mask tests.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,16 @@ _COLUMN = tuple(((1 << ROWS) - 1) << (_STRIDE * c) for c in range(COLUMNS))
 #: Bit distances between neighbours along a line: up a column, along a
 #: row, and along the two diagonals.
 _STEPS = (1, _STRIDE, _STRIDE - 1, _STRIDE + 1)
+#: The top cells of all columns together.
+_ALL_TOPS = sum(_TOP)
+#: The open columns for every choice of full ones, keyed by the full
+#: columns' top cells, so that listing the legal moves is one lookup.
+_OPEN_COLUMNS = {
+    sum(top for top, full in zip(_TOP, fulls, strict=True) if full): tuple(
+        c for c, full in enumerate(fulls) if not full
+    )
+    for fulls in itertools.product((False, True), repeat=COLUMNS)
+}
 
 
 def _has_four(board: int) -> bool:
@@ -124,27 +135,27 @@ class ConnectFour(Game[ConnectFourState, int]):
     def legal_moves(self, state: ConnectFourState) -> Sequence[int]:
         if state.over:
             return ()
-        occupied = state.occupied
-        return tuple(c for c in range(COLUMNS) if not occupied & _TOP[c])
+        return _OPEN_COLUMNS[state.occupied & _ALL_TOPS]
 
     def apply(self, state: ConnectFourState, move: int) -> ConnectFourState:
-        if state.over:
+        boards, plies = state.boards, state.plies
+        if state.winner is not None or plies == _CELLS:
             raise MoveError("game-over", "the game is over")
         if not 0 <= move < COLUMNS:
             raise MoveError("bad-move", "columns are numbered 1 to 7")
-        occupied = state.occupied
+        occupied = boards[0] | boards[1]
         if occupied & _TOP[move]:
             raise MoveError("illegal-move", f"column {move + 1} is full")
 
         # Adding the column's bottom bit carries through the taken cells
         # and lands on the lowest free one.
         disc = (occupied + _BOTTOM[move]) & _COLUMN[move]
-        seat = state.plies % 2
-        mine = state.boards[seat] | disc
-        boards = (mine, state.boards[1]) if seat == 0 else (state.boards[0], mine)
+        seat = plies & 1
+        mine = boards[seat] | disc
+        boards = (mine, boards[1]) if seat == 0 else (boards[0], mine)
 
         winner = seat if _has_four(mine) else None
-        return ConnectFourState(boards, state.plies + 1, winner)
+        return ConnectFourState(boards, plies + 1, winner)
 
     def to_move(self, state: ConnectFourState) -> int | None:
         if state.over:

@@ -663,9 +663,10 @@ class EventLog:
     Numbers count up from 1 for the life of the session.
     """
 
-    def __init__(self, size: int = EVENT_BACKLOG) -> None:
+    def __init__(self, size: int = EVENT_BACKLOG, first_id: int = 1) -> None:
         self.events: deque[tuple[int, Event]] = deque(maxlen=size)
-        self.last_id = 0
+        self.first_id = first_id
+        self.last_id = first_id - 1
         self.listeners: list[Callable[[int, Event], None]] = []
 
     def append(self, event: Event) -> None:
@@ -676,7 +677,11 @@ class EventLog:
 
     def since(self, last_id: int) -> list[tuple[int, Event]] | None:
         """Events after ``last_id``, or ``None`` if some were dropped."""
-        if last_id >= self.last_id:
+        if last_id < self.first_id - 1 or last_id > self.last_id:
+            # From before this log began (another session, say before the
+            # gateway restarted) or never handed out: events may be lost.
+            return None
+        if last_id == self.last_id:
             return []
         if not self.events or self.events[0][0] > last_id + 1:
             return None
@@ -684,12 +689,18 @@ class EventLog:
 
 
 class TokenSession(Session):
-    """An API client's session: it keeps the events it is sent."""
+    """
+    An API client's session: it keeps the events it is sent.
+
+    Event numbers start from the clock in milliseconds, so that a session
+    made again after a gateway restart numbers past anything the old one
+    handed out, and a client resuming across the restart is told of the gap.
+    """
 
     exclusive = False
 
     def __init__(self, gateway: Gateway, key: str, expires_at: float) -> None:
-        self.log_ = EventLog()
+        self.log_ = EventLog(first_id=int(gateway.clock.seconds() * 1000) + 1)
         super().__init__(gateway, self.log_.append)
         self.key = key
         self.expires_at = expires_at

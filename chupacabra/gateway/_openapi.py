@@ -317,8 +317,11 @@ _DOCUMENT: dict[str, Any] = {
                 "summary": "The caller's events, as Server-Sent Events",
                 "description": (
                     "Each event has an id; reconnect with Last-Event-ID (or "
-                    "?last_event_id=) to resume. The first event of a stream "
-                    "is stream-start. ?access_token= may replace the header."
+                    "?last_event_id=) to resume. A new stream starts with a "
+                    "stream-start event carrying the id to resume from; a "
+                    "resumed one starts with the missed events, or with "
+                    "stream-start if some were lost. ?access_token= may "
+                    "replace the header."
                 ),
                 "security": [{"bearer": []}],
                 "responses": {

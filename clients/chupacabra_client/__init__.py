@@ -1,0 +1,95 @@
+"""
+A client for chupacabra's HTTP API, on treq and Twisted.
+
+Every L{Client} method returns a Deferred, so the client serves callback
+code and ``async def`` code alike; L{Client.events} gives an
+L{EventStream} that resumes after dropped connections.  Server refusals
+raise a L{ChupacabraError} subclass named after their code.
+"""
+
+from ._client import DEFAULT_URL, Client
+from ._errors import (
+    AlreadyMatched,
+    BadCredentials,
+    BadMove,
+    BadPassword,
+    BadRequest,
+    BadUsername,
+    ChupacabraError,
+    Forbidden,
+    GameOver,
+    IllegalMove,
+    InternalError,
+    LoginRequired,
+    MethodNotAllowed,
+    NameTaken,
+    NoMatch,
+    NotFound,
+    NotYourTurn,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+    UnknownError,
+    UnknownGame,
+    UnsupportedMediaType,
+)
+from ._events import EventStream, SseParser, StreamClosed
+from ._models import (
+    Account,
+    Event,
+    FinishedMatch,
+    Forfeited,
+    Game,
+    Health,
+    Matches,
+    MatchState,
+    MatchSummary,
+    Moved,
+    Seek,
+    ServiceHealth,
+    Session,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "Account",
+    "AlreadyMatched",
+    "BadCredentials",
+    "BadMove",
+    "BadPassword",
+    "BadRequest",
+    "BadUsername",
+    "ChupacabraError",
+    "Client",
+    "Event",
+    "EventStream",
+    "FinishedMatch",
+    "Forbidden",
+    "Forfeited",
+    "Game",
+    "GameOver",
+    "Health",
+    "IllegalMove",
+    "InternalError",
+    "LoginRequired",
+    "MatchState",
+    "MatchSummary",
+    "Matches",
+    "MethodNotAllowed",
+    "Moved",
+    "NameTaken",
+    "NoMatch",
+    "NotFound",
+    "NotYourTurn",
+    "Seek",
+    "ServiceHealth",
+    "Session",
+    "SseParser",
+    "StreamClosed",
+    "TooLarge",
+    "Unauthorized",
+    "Unavailable",
+    "UnknownError",
+    "UnknownGame",
+    "UnsupportedMediaType",
+]
