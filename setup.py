@@ -41,7 +41,11 @@ setup(
         ],
     },
     entry_points={
-        "chupacabra.games": ["tictactoe = chupacabra.games.tictactoe:TicTacToe"],
+        "chupacabra.games": [
+            "tictactoe = chupacabra.games.tictactoe:TicTacToe",
+            "connect4 = chupacabra.games.connect4:ConnectFour",
+            "reversi = chupacabra.games.reversi:Reversi",
+        ],
         "console_scripts": ["chupacabra-play = chupacabra_client._play:main"],
     },
     classifiers=[

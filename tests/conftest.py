@@ -31,7 +31,6 @@ def no_logged_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     """
     marker = request.node.get_closest_marker("expected_log")
     expected = marker.args[0] if marker else None
-    gc.collect()
     bad: list[dict[str, Any]] = []
 
     def observe(event: dict[str, Any]) -> None:

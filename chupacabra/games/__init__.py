@@ -11,9 +11,20 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ._interface import Game, MoveError, Outcome, replay
+from .connect4 import ConnectFour
+from .reversi import Reversi
 from .tictactoe import TicTacToe
 
-__all__ = ["Game", "MoveError", "Outcome", "TicTacToe", "installed_games", "replay"]
+__all__ = [
+    "ConnectFour",
+    "Game",
+    "MoveError",
+    "Outcome",
+    "Reversi",
+    "TicTacToe",
+    "installed_games",
+    "replay",
+]
 
 #: The entry point group that installed packages add games to.
 ENTRY_POINT_GROUP = "chupacabra.games"
@@ -27,7 +38,9 @@ def installed_games() -> dict[str, Game[Any, Any]]:
     the ``chupacabra.games`` entry point group, each naming a L{Game}
     subclass.
     """
-    games: dict[str, Game[Any, Any]] = {TicTacToe.name: TicTacToe()}
+    games: dict[str, Game[Any, Any]] = {
+        game.name: game for game in (TicTacToe(), ConnectFour(), Reversi())
+    }
     for point in entry_points(group=ENTRY_POINT_GROUP):
         cls = point.load()
         games.setdefault(cls.name, cls())

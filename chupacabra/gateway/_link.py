@@ -110,7 +110,11 @@ class ServiceLink(service.Service):
 
     async def _link(self, broker: Any) -> None:
         creds = UsernamePassword(self.gateway_name.encode("utf-8"), self.secret)
-        avatar = await broker.factory.login(creds, client=None)
+        # Awaiting a remote failure raises pb.RemoteError, which hides the
+        # refusal's type: turn it into a local UnauthorizedLogin first.
+        avatar = await broker.factory.login(creds, client=None).addErrback(
+            _local_refusal
+        )
         games = await avatar.callRemote("games")
         self.games = {game["name"]: game for game in games}
         self.avatar = avatar
@@ -137,6 +141,9 @@ class ServiceLink(service.Service):
                 service=self.description,
                 why=failure.getErrorMessage(),
             )
+        # ClientService already counts this as a failed attempt; hearing of
+        # this connection's loss as well would raise automat's NoTransition.
+        broker._lostNotification = lambda reason: None
         broker.transport.loseConnection()
         return failure
 
@@ -155,6 +162,12 @@ class ServiceLink(service.Service):
         if avatar is None or not self.up:
             return defer.fail(unavailable())
         return call_remote(avatar, method, *args)
+
+
+def _local_refusal(failure: Failure) -> Failure:
+    if failure.check(UnauthorizedLogin):
+        raise UnauthorizedLogin(failure.getErrorMessage())
+    return failure
 
 
 def unavailable() -> CommandError:

@@ -109,6 +109,10 @@ class ServiceRealm:
         return pb.IPerspective, avatar, avatar.logout
 
 
+class WrongSecret(pb.Error, error.UnauthorizedLogin):
+    """A refused gateway: crosses PB as a message, not a logged traceback."""
+
+
 @implementer(ICredentialsChecker)
 class SharedSecretChecker:
     """Lets in any gateway name that proves it knows the shared secret."""
@@ -128,7 +132,7 @@ class SharedSecretChecker:
             ok = creds.checkPassword(self.secret)
         if ok:
             return defer.succeed(creds.username)
-        return defer.fail(error.UnauthorizedLogin("wrong shared secret"))
+        return defer.fail(WrongSecret("wrong shared secret"))
 
 
 def server_factory(service: MatchService, secret: bytes) -> pb.PBServerFactory:

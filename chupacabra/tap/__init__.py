@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -123,9 +124,7 @@ class _Options(usage.Options):
         path = self["secret-file"] or os.path.join(self["data"], "link-secret")
         try:
             if not os.path.exists(path) and not self["secret-file"]:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_urlsafe(32) + "\n")
+                _create_secret(path)
             with open(path, "rb") as f:
                 secret = f.read().strip()
         except OSError as e:
@@ -133,6 +132,21 @@ class _Options(usage.Options):
         if not secret:
             raise usage.UsageError(f"secret file {path} is empty")
         return secret
+
+
+def _create_secret(path: str) -> None:
+    """Write a new secret to ``path``, unless another process just did."""
+    fd, scratch = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".secret-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+        # A hard link appears whole or not at all, unlike a file being written.
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(scratch)
 
 
 def _gateway_options(options: _Options) -> None:
