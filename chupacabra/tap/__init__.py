@@ -167,8 +167,23 @@ def _gateway_options(options: _Options) -> None:
 
 
 def _game_options(options: _Options) -> None:
+    from ..games import installed_games
+
     options["pb"] = _server_endpoint("pb", options["pb"])
     options["turn-timeout"] = _positive("turn-timeout", options["turn-timeout"])
+    try:
+        installed = installed_games()
+    except Exception as e:
+        raise usage.UsageError(f"an installed game failed to load: {e}")
+    wanted = [g.strip().lower() for g in (options["games"] or "").split(",")]
+    wanted = [g for g in wanted if g] or sorted(installed)
+    unknown = [g for g in wanted if g not in installed]
+    if unknown:
+        raise usage.UsageError(
+            f"--games: {', '.join(unknown)} not installed; "
+            f"installed: {', '.join(sorted(installed))}"
+        )
+    options["games"] = {name: installed[name] for name in wanted}
 
 
 _GATEWAY_PARAMETERS: list[list[Any]] = [
@@ -184,6 +199,8 @@ _GAME_PARAMETERS: list[list[Any]] = [
     ["turn-timeout", None, "120", "Seconds a player has for each move."],
     ["service-name", None, "default", "Which matches in a shared store are "
      "this game service's to restore."],
+    ["games", None, None, "Comma-separated games to serve (default: every "
+     "installed game)."],
 ]  # fmt: skip
 
 
@@ -445,13 +462,12 @@ class GameService(service.MultiService):
         on_listening: Callable[[IListeningPort], Any] = lambda port: None,
         what: str = "game service",
     ) -> None:
-        from ..games import installed_games
         from ..service import MatchService, server_factory
 
         super().__init__()
         self.stored = stored
         self.matches = MatchService(
-            installed_games(),
+            options["games"],
             reactor,
             turn_timeout=options["turn-timeout"],
             store=stored.store,
