@@ -641,8 +641,11 @@ def _health_down(api: Api) -> Answer:
 
 
 def test_every_documented_response_is_driven() -> None:
-    """There is a scenario for every status the document gives an operation."""
-    assert set(SCENARIOS) == documented()
+    """Every status the document gives an operation is driven by some test."""
+    mistakes = {(m, t, status) for m, t in WITH_BODY for status in MISTAKES}
+
+    assert documented() <= set(SCENARIOS) | mistakes
+    assert set(SCENARIOS) <= documented()
 
 
 @pytest.mark.parametrize(

@@ -46,20 +46,20 @@ def _positive(name: str, text: str) -> float:
     return value
 
 
-def _server_endpoint(name: str, description: str) -> str:
+def _endpoint(name: str, description: str, parse: Callable[..., Any]) -> str:
     try:
-        endpoints.serverFromString(_Stub(), description)
+        parse(_Stub(), description)
     except Exception as e:
         raise usage.UsageError(f"--{name} {description!r} is not a valid endpoint: {e}")
     return description
+
+
+def _server_endpoint(name: str, description: str) -> str:
+    return _endpoint(name, description, endpoints.serverFromString)
 
 
 def _client_endpoint(name: str, description: str) -> str:
-    try:
-        endpoints.clientFromString(_Stub(), description)
-    except Exception as e:
-        raise usage.UsageError(f"--{name} {description!r} is not a valid endpoint: {e}")
-    return description
+    return _endpoint(name, description, endpoints.clientFromString)
 
 
 class _Options(usage.Options):
