@@ -193,12 +193,13 @@ class Api:
 
     def __init__(self, world: Any) -> None:
         self.world = world
-        # The gateway keeps its own clock for token expiry: let it be the
-        # world's, so that tests can move time.
+        # The gateway keeps its own clock for token expiry and event ids:
+        # let it be the world's, so that tests can move time.
         world.gateway.clock = world.reactor
         self.resource = ApiResource(world.gateway, world.reactor)
         self.agent = RequestTraversalAgent(self.resource)
-        # api_site serves the resource with ApiRequest, which counts body bytes.
+        # api_site serves the resource with ApiRequest, which counts body
+        # bytes; ApiResource fails on the plain Request a default Site makes.
         self.agent._serverFactory.requestFactory = ApiRequest
         self.client = HTTPClient(self.agent, data_to_body_producer=_producer)
         #: Every answer so far, for checks that look at all of them.
@@ -207,7 +208,7 @@ class Api:
         self.names: dict[str, str] = {}
 
     def pump(self, until: Callable[[], bool] = lambda: False) -> None:
-        """Move bytes over PB and HTTP until ``until()`` or nothing moves."""
+        """Move bytes over PB and HTTP until ``until()``, or for a while."""
         for _ in range(PUMP_ROUNDS):
             self.world.flush()
             self.agent.flush()

@@ -117,7 +117,7 @@ class World:
         self.service_store = service_store
         self.start_service()
         self.store = MemoryStore()
-        self.gateway = Gateway(Accounts(self.store, InlineHasher()))
+        self.gateway = Gateway(Accounts(self.store, InlineHasher()), self.reactor)
         self.link = ServiceLink(
             TCP4ClientEndpoint(self.reactor, "127.0.0.1", PB_PORT),
             "memory",

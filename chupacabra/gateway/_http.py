@@ -130,6 +130,10 @@ ROUTES = [
 ]
 
 
+#: The routes that read a JSON body; the others ignore any body sent.
+_TAKES_BODY = {"create_account", "change_password", "create_session", "move"}
+
+
 def _iso(seconds: float) -> str:
     moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -193,12 +197,13 @@ class ApiResource(resource.Resource):
             )
             return Reply(405, _error_body(error), {"allow": ", ".join(allowed)})
         route, params = matching[0]
-        if request.too_large:
-            raise CommandError(
-                "too-large", f"request bodies may be at most {MAX_BODY} bytes"
-            )
-
-        body = self._body(request)
+        body: Event = {}
+        if route.name in _TAKES_BODY:
+            if getattr(request, "too_large", False):
+                raise CommandError(
+                    "too-large", f"request bodies may be at most {MAX_BODY} bytes"
+                )
+            body = self._body(request)
         session: Session | None = None
         if route.auth:
             session = await self._authenticate(request, route)

@@ -218,7 +218,7 @@ _DOCUMENT: dict[str, Any] = {
                 "Change the password",
                 "200",
                 _ref("Account"),
-                ["400", "401", "403"],
+                ["400", "401", "403", "413", "415"],
                 body="PasswordChange",
             )
         },
@@ -227,7 +227,7 @@ _DOCUMENT: dict[str, Any] = {
                 "Log in: a bearer token",
                 "201",
                 _ref("Session"),
-                ["400", "401"],
+                ["400", "401", "413", "415"],
                 auth=False,
                 body="Credentials",
             )
@@ -298,7 +298,7 @@ _DOCUMENT: dict[str, Any] = {
                 "Make a move",
                 "201",
                 _ref("Moved"),
-                ["400", "401", "404", "409", "422", "503"],
+                ["400", "401", "404", "409", "413", "415", "422", "503"],
                 body="MoveRequest",
                 parameters=["match"],
             )
@@ -337,7 +337,7 @@ _DOCUMENT: dict[str, Any] = {
         "/v1/openapi.json": {
             "get": {
                 "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1"}},
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
             }
         },
         "/healthz": {
