@@ -12,8 +12,9 @@ from twisted.web.client import ResponseDone
 
 from chupacabra.accounts import Accounts
 from chupacabra.gateway import Gateway
-from chupacabra.gateway._core import EVENT_BACKLOG, TOKEN_LIFETIME
+from chupacabra.gateway._core import TOKEN_LIFETIME
 from chupacabra.gateway._http import KEEPALIVE, MAX_BODY, ROUTES
+from chupacabra.gateway._session import EVENT_BACKLOG
 from chupacabra.testing import InlineHasher
 
 #: Cells for the first and second player in turn: the first wins on row one.
