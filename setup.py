@@ -18,6 +18,7 @@ setup(
     package_dir={"chupacabra_client": "clients/chupacabra_client"},
     package_data={
         "twisted.plugins": ["chupacabra_plugins.py"],
+        "chupacabra": ["py.typed"],
         "chupacabra_client": ["py.typed"],
     },
     install_requires=[
@@ -37,6 +38,7 @@ setup(
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "jsonschema>=4.20",
+            "setuptools>=70.1",
             "psycopg[binary]>=3.1",
         ],
     },

@@ -173,8 +173,8 @@ def _game_options(options: _Options) -> None:
     options["turn-timeout"] = _positive("turn-timeout", options["turn-timeout"])
     try:
         installed = installed_games()
-    except Exception as e:
-        raise usage.UsageError(f"an installed game failed to load: {e}")
+    except ValueError as e:
+        raise usage.UsageError(str(e))
     wanted = [g.strip().lower() for g in (options["games"] or "").split(",")]
     wanted = [g for g in wanted if g] or sorted(installed)
     unknown = [g for g in wanted if g not in installed]
