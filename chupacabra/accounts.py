@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import bcrypt
 from twisted.internet import defer
@@ -14,6 +15,8 @@ from twisted.python.threadpool import ThreadPool
 
 from .errors import CommandError
 from .store import NameTakenError, Store
+
+T = TypeVar("T")
 
 MAX_NAME = 20
 MIN_PASSWORD = 8
@@ -60,6 +63,26 @@ def password_bytes(password: str) -> bytes:
     if any(unicodedata.category(c) == "Cc" for c in password):
         raise CommandError("bad-password", "a password may not hold control characters")
     return encoded
+
+
+async def from_store(work: Awaitable[T]) -> T:
+    """
+    Await a store call, turning a store failure into ``unavailable``.
+
+    The failure itself is logged once, here; the player is told to retry.
+    """
+    try:
+        return await work
+    except (NameTakenError, CommandError):
+        raise
+    except Exception:
+        _log.failure("the store failed")
+        raise CommandError(
+            "unavailable", "the store is unreachable; try again shortly"
+        ) from None
+
+
+_log = Logger()
 
 
 class PasswordHasher:
@@ -109,7 +132,9 @@ class Accounts:
         name, key = normalise_name(raw_name)
         hashed = await self.hasher.hash(password_bytes(password))
         try:
-            await self.store.create_account(name, key, hashed.decode("ascii"))
+            await from_store(
+                self.store.create_account(name, key, hashed.decode("ascii"))
+            )
         except NameTakenError:
             raise CommandError("name-taken", f"the name {name} is taken")
         self.log.info("account {name} registered", name=name)
@@ -123,7 +148,7 @@ class Accounts:
             secret = password_bytes(password)
         except CommandError:
             raise wrong
-        row: Any = await self.store.find_account(key)
+        row: Any = await from_store(self.store.find_account(key))
         hashed = None if row is None else row[1].encode("ascii")
         if not await self.hasher.check(secret, hashed):
             raise wrong
@@ -133,5 +158,5 @@ class Accounts:
         await self.authenticate(name, old)
         _, key = normalise_name(name)
         hashed = await self.hasher.hash(password_bytes(new))
-        await self.store.set_password(key, hashed.decode("ascii"))
+        await from_store(self.store.set_password(key, hashed.decode("ascii")))
         self.log.info("account {name} changed its password", name=name)

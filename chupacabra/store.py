@@ -204,7 +204,13 @@ class Store:
 
     def migrate(self) -> defer.Deferred[int]:
         """Bring the schema up to date; fires with the version reached."""
-        return self._interaction(_migrate)
+        # Processes started together on an empty store would all create
+        # the tables: the first to take the lock migrates, the rest wait.
+        if self.paramstyle == "format":
+            lock = "SELECT pg_advisory_xact_lock(7653)"
+        else:
+            lock = "BEGIN IMMEDIATE"
+        return self._interaction(_migrate, lock)
 
     def close(self) -> None:
         self.pool.close()
@@ -436,7 +442,8 @@ class _Cursor:
         return int(self.cursor.rowcount)
 
 
-def _migrate(cursor: _Cursor) -> int:
+def _migrate(cursor: _Cursor, lock: str) -> int:
+    cursor.execute(lock)
     cursor.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
     )

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
 
-from ..accounts import Accounts
+from ..accounts import Accounts, from_store
 from ..errors import CommandError
 from ._link import ServiceLink, call_remote, unavailable
 from ._session import EventLog, Session, TokenSession
@@ -206,7 +206,9 @@ class Gateway(service.MultiService):
         display = await self.accounts.authenticate(name, password)
         token = secrets.token_urlsafe(32)
         expires_at = self.clock.seconds() + self.token_lifetime
-        await self.accounts.store.create_session(_hash(token), display, expires_at)
+        await from_store(
+            self.accounts.store.create_session(_hash(token), display, expires_at)
+        )
         session = await self._token_session(_hash(token), display, expires_at)
         return token, session
 
@@ -215,7 +217,7 @@ class Gateway(service.MultiService):
         key = _hash(token)
         session = self.tokens.get(key)
         if session is None:
-            row = await self.accounts.store.find_session(key)
+            row = await from_store(self.accounts.store.find_session(key))
             if row is not None and key not in self.tokens:
                 session = await self._token_session(key, row[0], row[1])
             else:

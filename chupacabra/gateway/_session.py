@@ -16,7 +16,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from ..accounts import normalise_name, password_bytes
+from ..accounts import from_store, normalise_name, password_bytes
 from ..errors import CommandError
 
 if TYPE_CHECKING:
@@ -263,11 +263,15 @@ class Session:
             display = player.name
             if name is not None:
                 display = await self._find_player(name)
-            found: list[Event] = []
+            # Game services sharing a store each list every match in it.
+            found: dict[str, Event] = {}
             for link in self.gateway.up_links():
-                found.extend(await link.call("history", display, limit))
-            found.sort(key=lambda m: m.get("ended_at") or 0, reverse=True)
-            return {"player": display, "matches": found[:limit]}
+                for match in await link.call("history", display, limit):
+                    found.setdefault(match["match"], match)
+            ordered = sorted(
+                found.values(), key=lambda m: m.get("ended_at") or 0, reverse=True
+            )
+            return {"player": display, "matches": ordered[:limit]}
 
         return _run(run())
 
@@ -276,7 +280,7 @@ class Session:
             _, key = normalise_name(name)
         except CommandError:
             raise CommandError("not-found", f"there is no player {name[:32]}")
-        row = await self.gateway.accounts.store.find_account(key)
+        row = await from_store(self.gateway.accounts.store.find_account(key))
         if row is None:
             raise CommandError("not-found", f"there is no player {name}")
         return str(row[0])

@@ -302,7 +302,9 @@ class MatchService:
         self.name = name
         self.queues: dict[str, dict[str, None]] = {name: {} for name in games}
         self.matches: dict[str, Match] = {}
-        self.listeners: dict[str, Listener] = {}
+        #: Where each player's updates go: one reference per gateway they
+        #: are logged in to, keyed by that gateway's connection.
+        self.listeners: dict[str, dict[Any, Listener]] = {}
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = clock
 
@@ -372,14 +374,20 @@ class MatchService:
         if self.store is None:
             return defer.succeed([])
         d: defer.Deferred[list[Any]] = self.store.player_matches(player, limit)
-        return d.addCallback(lambda records: [r.to_json() for r in records])
+        d.addCallback(lambda records: [r.to_json() for r in records])
+        return d.addErrback(self._store_down, "history")
 
     def record(self, match_id: str) -> defer.Deferred[Event | None]:
         """A match as stored, moves and all, or ``None``."""
         if self.store is None:
             return defer.succeed(None)
         d: defer.Deferred[Any] = self.store.match(match_id)
-        return d.addCallback(lambda r: None if r is None else r.to_json())
+        d.addCallback(lambda r: None if r is None else r.to_json())
+        return d.addErrback(self._store_down, "a match record")
+
+    def _store_down(self, failure: Failure, what: str) -> Any:
+        self.log.failure("could not read {what} from the store", failure, what=what)
+        raise ServiceError("unavailable", "the store is unreachable; try again shortly")
 
     def game_list(self) -> list[Event]:
         return [
@@ -396,29 +404,35 @@ class MatchService:
     # Listeners
 
     def attach(self, player: str, ref: Any, broker: Any) -> list[tuple[Event, Match]]:
-        """Send ``player``'s updates to ``ref`` and return their live matches."""
-        self.listeners[player] = Listener(ref, broker)
+        """Send ``player``'s updates to ``ref`` too; return their live matches."""
+        self.listeners.setdefault(player, {})[broker] = Listener(ref, broker)
         return [(m.snapshot(), m) for m in self.live_matches(player)]
 
     def detach(self, player: str, broker: Any = None) -> None:
-        """Stop pushing to ``player`` and take them out of every queue."""
-        listener = self.listeners.get(player)
-        if listener is not None and (broker is None or listener.broker is broker):
-            del self.listeners[player]
-        self.cancel(player)
+        """
+        Stop pushing to ``player`` through ``broker`` (or anywhere).
+
+        Once no gateway is left to tell them, they leave every queue.
+        """
+        targets = self.listeners.get(player, {})
+        if broker is None:
+            targets.clear()
+        else:
+            targets.pop(broker, None)
+        if not targets:
+            self.listeners.pop(player, None)
+            self.cancel(player)
 
     def broker_lost(self, broker: Any) -> None:
         """A gateway went away: forget its players' listeners and seeks."""
-        for player, listener in list(self.listeners.items()):
-            if listener.broker is broker:
+        for player, targets in list(self.listeners.items()):
+            if broker in targets:
                 self.detach(player, broker)
 
     def push(self, player: str, event: Event, match: Match | None = None) -> None:
-        listener = self.listeners.get(player)
-        if listener is None:
-            return
-        d = maybeDeferred(listener.ref.callRemote, "event", event, match)
-        d.addErrback(_ignore_push_failure, player)
+        for listener in list(self.listeners.get(player, {}).values()):
+            d = maybeDeferred(listener.ref.callRemote, "event", event, match)
+            d.addErrback(_ignore_push_failure, player)
 
     # Matchmaking
 

@@ -1,0 +1,84 @@
+"""The game service on its own: listeners on several gateways, store failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import World
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from chupacabra.games import installed_games
+from chupacabra.service import MatchService
+from chupacabra.testing import MemoryStore
+
+
+class _Ref:
+    """A stand-in for a gateway's player reference that records pushes."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def callRemote(self, name: str, event: dict[str, Any], match: Any) -> Any:
+        self.events.append(event)
+        return defer.succeed(None)
+
+
+def test_a_player_on_two_gateways_hears_on_both() -> None:
+    """Updates reach a player through every gateway they are logged in to."""
+    service = MatchService(installed_games(), Clock())
+    on_a, on_b, bob = _Ref(), _Ref(), _Ref()
+    service.attach("alice", on_a, "gateway-a")
+    service.attach("alice", on_b, "gateway-b")
+    service.attach("bob", bob, "gateway-a")
+    service.seek("alice", "tictactoe")
+    service.seek("bob", "tictactoe")
+    assert [e["event"] for e in on_a.events] == ["match-started"]
+    assert [e["event"] for e in on_b.events] == ["match-started"]
+
+
+def test_leaving_one_gateway_keeps_the_seek_while_another_listens() -> None:
+    """A player leaves the queues only when their last gateway lets go."""
+    service = MatchService(installed_games(), Clock())
+    service.attach("alice", _Ref(), "gateway-a")
+    service.attach("alice", _Ref(), "gateway-b")
+    service.seek("alice", "tictactoe")
+    service.broker_lost("gateway-a")
+    assert service.waiting_for("alice") == ["tictactoe"]
+    service.detach("alice", "gateway-b")
+    assert service.waiting_for("alice") == []
+    assert "alice" not in service.listeners
+
+
+@pytest.mark.expected_log("the store failed")
+def test_login_while_the_store_is_down_is_unavailable(world: World) -> None:
+    """If the account store fails, LOGIN says unavailable and the line goes on."""
+    player = world.player()
+    player.send("REGISTER alice password1")
+    broken = MemoryStore.find_account
+
+    def failing(self: MemoryStore, key: str) -> Any:
+        return defer.fail(OSError("database is locked"))
+
+    MemoryStore.find_account = failing  # type: ignore[method-assign]
+    try:
+        assert player.send("LOGIN alice password1") == [
+            "ERR unavailable the store is unreachable; try again shortly"
+        ]
+    finally:
+        MemoryStore.find_account = broken  # type: ignore[method-assign]
+    assert player.send("LOGIN alice password1") == ["OK logged in as alice"]
+
+
+@pytest.mark.expected_log("could not read {what} from the store")
+def test_history_while_the_store_is_down_is_unavailable() -> None:
+    """If the match store fails, HISTORY says unavailable instead of failing."""
+    store = MemoryStore()
+    world = World(service_store=store)
+    player = world.player("alice")
+    store.player_matches = lambda *a: defer.fail(OSError("gone"))  # type: ignore[method-assign]
+    assert player.send("HISTORY") == [
+        "ERR unavailable the store is unreachable; try again shortly"
+    ]
+    assert player.send("WHO")[0] == "OK 1 player online"
