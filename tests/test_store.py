@@ -392,3 +392,24 @@ async def test_heartbeats_keep_the_latest(store: Any) -> None:
     await store.create_match("svc", "m1", "tictactoe", ["a", "b"], 1.0)
     await store.set_turn_started("m1", 42.0)
     assert (await store.match("m1")).turn_started_at == 42.0
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_stores_started_together_migrate_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Three processes' stores migrating one empty database at once all succeed."""
+    if kind == "sqlite":
+        url = f"sqlite:{tmp_path / 'shared.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+    stores = [Store.open(url) for _ in range(3)]
+    try:
+        versions = await defer.gatherResults([s.migrate() for s in stores])
+        assert versions == [len(MIGRATIONS)] * 3
+        await stores[0].create_account("ann", "ann", HASH_A)
+        assert await stores[2].find_account("ann") == ("ann", HASH_A)
+    finally:
+        for made in stores:
+            made.close()
