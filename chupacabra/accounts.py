@@ -156,6 +156,10 @@ class Accounts:
 
     async def change_password(self, name: str, old: str, new: str) -> None:
         await self.authenticate(name, old)
+        await self.set_password(name, new)
+
+    async def set_password(self, name: str, new: str) -> None:
+        """Give ``name`` a new password; the caller has checked the old one."""
         _, key = normalise_name(name)
         hashed = await self.hasher.hash(password_bytes(new))
         await from_store(self.store.set_password(key, hashed.decode("ascii")))

@@ -25,6 +25,7 @@ CODES = {
     "bad-password": "the password does not follow the rules",
     "name-taken": "the username is already registered",
     "bad-credentials": "wrong username or password",
+    "too-many-attempts": "too many wrong passwords from one address; wait a minute",
     "unknown-game": "no game service offers that game",
     "no-match": "no such live match, or it must be named",
     "not-your-turn": "it is the other player's turn",

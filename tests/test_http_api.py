@@ -687,7 +687,7 @@ def test_illegal_move(api: Api) -> None:
     assert answer.error() == "illegal-move"
 
 
-@pytest.mark.parametrize("body", [{}, {"move": True}, {"move": [5]}, {"move": 5.0}])
+@pytest.mark.parametrize("body", [{}, {"move": True}, {"move": [5]}, {"move": 5.5}])
 def test_move_wrong_type(api: Api, body: dict[str, Any]) -> None:
     """A move that is missing or neither a string nor a whole number is a 400."""
     alice, bob = api.account("alice"), api.account("bob")
@@ -978,7 +978,7 @@ def test_events_resume_too_old(api: Api) -> None:
     assert api.events(alice, last_id=2).events()[0]["id"] == 3
 
 
-@pytest.mark.parametrize("value", ["abc", "1.5", ""])
+@pytest.mark.parametrize("value", ["abc", "1.5", "", "+5", "-1", "1_000", "\u0665"])
 def test_events_bad_last_id(api: Api, value: str) -> None:
     """A Last-Event-ID that is not a whole number is a 400."""
     token = api.account("alice")
@@ -1085,3 +1085,68 @@ def test_events_snapshot_at_login(api: Api) -> None:
     assert snapshot["event"] == "match-state"
     assert snapshot["data"]["match"] == match_id
     assert "text" not in snapshot["data"]
+
+
+def test_move_as_a_whole_float_is_accepted(api: Api) -> None:
+    """A move sent as the number 5.0 is read like 5."""
+    alice, bob = api.account("alice"), api.account("bob")
+    first, _, match_id = api.match(alice, bob)
+    answer = api.call(
+        "POST", f"/v1/matches/{match_id}/moves", {"move": 5.0}, token=first
+    )
+    assert answer.status == 201
+    assert answer.json()["move"] == "5"
+
+
+def test_deeply_nested_body_is_a_bad_request(api: Api) -> None:
+    """A body nested past the JSON parser's depth is a 400, not a crash."""
+    answer = api.call(
+        "POST",
+        "/v1/accounts",
+        data=b"[" * 10_000,
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status == 400
+    assert answer.error() == "bad-request"
+
+
+def test_access_token_that_is_not_utf8_is_unauthorized(api: Api) -> None:
+    """A query-string token with bytes that are not UTF-8 is a 401."""
+    answer = api.call("GET", "/v1/events?access_token=%ff")
+    assert answer.status == 401
+    assert answer.error() == "unauthorized"
+
+
+def test_player_names_in_paths_are_percent_decoded(api: Api) -> None:
+    """A player whose name is not ASCII is found from a percent-encoded path."""
+    api.register("Zoë")
+    token = api.account("bob")
+    answer = api.call("GET", "/v1/players/Zo%C3%AB/matches", token=token)
+    assert answer.status == 200
+    assert answer.json() == {"player": "Zoë", "matches": []}
+
+
+def test_someone_elses_live_match_is_not_found(api: Api) -> None:
+    """A live match the caller does not play in is a 404, as on the line."""
+    alice, bob = api.account("alice"), api.account("bob")
+    _, _, match_id = api.match(alice, bob)
+    carol = api.account("carol")
+    answer = api.call("GET", f"/v1/matches/{match_id}", token=carol)
+    assert answer.status == 404
+    assert answer.error() == "no-match"
+
+
+def test_access_log_leaves_out_query_strings() -> None:
+    """Tokens sent as ?access_token= never reach the access log."""
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from chupacabra.gateway._http import _access_log
+
+    request = DummyRequest([b"v1", b"events"])
+    request.uri = b"/v1/events?access_token=secret-token"
+    request.method = b"GET"
+    request.code = 200
+    request.sentLength = 0
+    line = _access_log("[04/Dec/2026:00:00:00 +0000]", request)
+    assert "secret-token" not in line
+    assert '"GET /v1/events HTTP/1.0"' in line

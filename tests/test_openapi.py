@@ -304,6 +304,22 @@ def _change_password_wrong_old(api: Api) -> Answer:
     return _change(api, "wrong-password", "new-password", api.account("alice"))
 
 
+@scenario("PUT", PASSWORD_PATH, 429)
+def _change_password_guessing(api: Api) -> Answer:
+    token = api.account("alice")
+    for _ in range(20):
+        _change(api, "wrong-password", "new-password", token)
+    return _change(api, PASSWORD, "new-password", token)
+
+
+@scenario("POST", "/v1/sessions", 429)
+def _log_in_guessing(api: Api) -> Answer:
+    api.register("alice")
+    for _ in range(20):
+        api.call("POST", "/v1/sessions", credentials("alice", "wrong-password"))
+    return api.call("POST", "/v1/sessions", credentials("alice"))
+
+
 @scenario("POST", "/v1/sessions", 201)
 def _log_in(api: Api) -> Answer:
     api.register("alice")

@@ -567,3 +567,47 @@ def test_reply_comes_before_the_events_it_caused(world: World) -> None:
     reply = again.send(f"LOGIN {match.players[1]} password1")
     assert reply[0] == f"OK logged in as {match.players[1]}"
     assert reply[1].startswith(f"* match {match.id}: tictactoe")
+
+
+def test_a_client_that_stops_reading_stops_being_read(world: World) -> None:
+    """While a client's replies pile up unread, its further lines wait."""
+    player = world.player()
+    player.protocol.pauseProducing()  # as the transport does when full
+    assert player.transport.producerState == "paused"
+    player.send_raw(b"WHO\r\n" * 200)
+    assert player.read() == []
+    player.protocol.resumeProducing()
+    assert player.read().count("OK 0 players online") == 200
+    assert player.transport.producerState == "producing"
+
+
+def test_two_logins_at_once_leave_exactly_one_logged_in(world: World) -> None:
+    """Two LOGINs of one player racing each other end with one logged in."""
+    world.player("alice").close()
+    first, second = world.player(), world.player()
+    first.protocol.dataReceived(b"LOGIN alice password1\r\n")
+    second.protocol.dataReceived(b"LOGIN alice password1\r\n")
+    assert first.read() == [
+        "OK logged in as alice",
+        "* logged out: logged in elsewhere",
+    ]
+    assert second.read() == ["OK logged in as alice"]
+    assert first.send("MATCHES")[0].startswith("ERR login-required")
+    assert second.send("MATCHES")[0] == "OK 0 live matches"
+    assert second.send("WHO") == ["OK 1 player online", "  alice"]
+
+
+def test_too_many_wrong_passwords_from_one_host_are_refused(world: World) -> None:
+    """After 20 wrong passwords in a minute a host is refused, then let back."""
+    world.player("alice").close()
+    guesser = world.player()
+    for _ in range(20):
+        assert guesser.send("LOGIN alice wrong-guess")[0].startswith(
+            "ERR bad-credentials"
+        )
+    assert guesser.send("LOGIN alice password1") == [
+        "ERR too-many-attempts too many wrong passwords from your address; "
+        "wait a minute"
+    ]
+    world.reactor.advance(61)
+    assert guesser.send("LOGIN alice password1") == ["OK logged in as alice"]

@@ -37,6 +37,9 @@ RECENT_MATCHES = 10
 
 #: How many finished seeks a player's gateway remembers.
 RECENT_SEEKS = 20
+#: Wrong passwords a client host may send in FAILURE_WINDOW seconds.
+MAX_FAILURES = 20
+FAILURE_WINDOW = 60.0
 #: How long an API token lasts, in seconds, unless configured.
 TOKEN_LIFETIME = 7 * 24 * 3600.0
 
@@ -198,12 +201,39 @@ class Gateway(service.MultiService):
         self.players: dict[str, OnlinePlayer] = {}
         self.seeks: dict[str, Seek] = {}
         self.tokens: dict[str, TokenSession] = {}
+        self._failures: dict[str, deque[float]] = {}
 
     # API tokens
 
-    async def open_token(self, name: str, password: str) -> tuple[str, TokenSession]:
+    async def authenticate(self, name: str, password: str, peer: str) -> str:
+        """
+        Check a password, refusing a client host with too many recent failures.
+
+        Each check costs a bcrypt hash; without the limit, one host sending
+        wrong passwords could keep everyone else waiting to log in.
+        """
+        now = self.clock.seconds()
+        failures = self._failures.get(peer)
+        if failures is not None:
+            while failures and failures[0] <= now - FAILURE_WINDOW:
+                failures.popleft()
+            if len(failures) >= MAX_FAILURES:
+                raise CommandError(
+                    "too-many-attempts",
+                    "too many wrong passwords from your address; wait a minute",
+                )
+        try:
+            return await self.accounts.authenticate(name, password)
+        except CommandError as error:
+            if error.code == "bad-credentials":
+                self._failures.setdefault(peer, deque()).append(now)
+            raise
+
+    async def open_token(
+        self, name: str, password: str, peer: str = ""
+    ) -> tuple[str, TokenSession]:
         """Log in for the API: a new token and the session it stands for."""
-        display = await self.accounts.authenticate(name, password)
+        display = await self.authenticate(name, password, peer)
         token = secrets.token_urlsafe(32)
         expires_at = self.clock.seconds() + self.token_lifetime
         await from_store(
@@ -233,7 +263,7 @@ class Gateway(service.MultiService):
     ) -> TokenSession:
         session = TokenSession(self, key, expires_at)
         self.tokens[key] = session
-        session.player = await self.log_in(name, session)
+        await self.log_in(name, session)
         delay = max(0.0, expires_at - self.clock.seconds())
         session.expiry = self.clock.callLater(delay, self._expire, session)
         return session
@@ -263,8 +293,8 @@ class Gateway(service.MultiService):
         self.links.append(link)
         link.setServiceParent(self)
 
-    def session(self, deliver: Callable[[Event], None]) -> Session:
-        return Session(self, deliver)
+    def session(self, deliver: Callable[[Event], None], peer: str = "") -> Session:
+        return Session(self, deliver, peer)
 
     def link_of(self, ref: pb.RemoteReference) -> ServiceLink | None:
         for link in self.links:
@@ -324,11 +354,18 @@ class Gateway(service.MultiService):
     # Online players
 
     async def log_in(self, name: str, session: Session) -> OnlinePlayer:
+        """
+        Log ``session`` in as ``name`` at once, then fetch its live matches.
+
+        The session counts as logged in from the start, so that a second
+        login arriving meanwhile replaces it like any other.
+        """
         player = self.players.get(name)
         if player is None:
             player = self.players[name] = OnlinePlayer(self, name)
         replaced = [o for o in player.sessions if o.exclusive and session.exclusive]
         player.sessions.append(session)
+        session.player = player
         for other in replaced:
             other.kicked()
         self.log.info("{player} logged in", player=name)

@@ -14,13 +14,14 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from ..errors import CommandError
 from ._core import Event, Gateway, Session, TokenSession, default_clock, unexpected
@@ -48,6 +49,7 @@ STATUS = {
     "game-over": 409,
     "already-matched": 409,
     "too-large": 413,
+    "too-many-attempts": 429,
     "unsupported-media-type": 415,
     "bad-move": 422,
     "illegal-move": 422,
@@ -208,7 +210,8 @@ class ApiResource(resource.Resource):
         if route.auth:
             session = await self._authenticate(request, route)
         handler: Handler = getattr(self, "_" + route.name)
-        return await handler(request, session, body, **params.groupdict())
+        values = {k: unquote(v) for k, v in params.groupdict().items()}
+        return await handler(request, session, body, **values)
 
     def _body(self, request: Any) -> Event:
         raw = request.content.read() if request.content is not None else b""
@@ -221,8 +224,8 @@ class ApiResource(resource.Resource):
             )
         try:
             body = json.loads(raw)
-        except ValueError:
-            raise CommandError("bad-request", "the body is not valid JSON")
+        except (ValueError, RecursionError):
+            raise CommandError("bad-request", "the body is not valid JSON in UTF-8")
         if not isinstance(body, dict):
             raise CommandError("bad-request", "the body must be a JSON object")
         return body
@@ -234,7 +237,8 @@ class ApiResource(resource.Resource):
             token = ""
             if route.name == "events":
                 # EventSource in browsers cannot set headers.
-                token = request.args.get(b"access_token", [b""])[0].decode()
+                raw = request.args.get(b"access_token", [b""])[0]
+                token = raw.decode("utf-8", "replace")
         if not token.strip():
             raise CommandError(
                 "unauthorized",
@@ -269,6 +273,7 @@ class ApiResource(resource.Resource):
         self, request: Any, session: Session, body: Event
     ) -> Reply:
         old, new = _string(body, "old_password"), _string(body, "new_password")
+        session.peer = str(getattr(request.getClientAddress(), "host", ""))
         try:
             result = await session.change_password(old, new)
         except CommandError as error:
@@ -279,7 +284,8 @@ class ApiResource(resource.Resource):
 
     async def _create_session(self, request: Any, session: None, body: Event) -> Reply:
         name, password = _string(body, "username"), _string(body, "password")
-        token, opened = await self.gateway.open_token(name, password)
+        peer = str(getattr(request.getClientAddress(), "host", ""))
+        token, opened = await self.gateway.open_token(name, password, peer)
         return Reply(
             201,
             {
@@ -328,7 +334,11 @@ class ApiResource(resource.Resource):
         except CommandError as error:
             if error.code != "no-match":
                 raise
-        return Reply(200, await session.record(match))
+        # Not one of the caller's: finished matches are public record.
+        record = await session.record(match)
+        if record["status"] != "over":
+            raise CommandError("no-match", f"you have no match {match}")
+        return Reply(200, record)
 
     async def _player_matches(
         self, request: Any, session: Session, body: Event, name: str
@@ -339,6 +349,8 @@ class ApiResource(resource.Resource):
         self, request: Any, session: Session, body: Event, match: str
     ) -> Reply:
         move = body.get("move")
+        if isinstance(move, float) and move.is_integer():
+            move = int(move)
         if isinstance(move, int) and not isinstance(move, bool):
             move = str(move)
         if not isinstance(move, str):
@@ -368,10 +380,10 @@ class ApiResource(resource.Resource):
         raw = request.getHeader(b"last-event-id")
         if raw is None:
             raw = request.args.get(b"last_event_id", [None])[0]
-        try:
-            last_id = int(raw) if raw is not None else None
-        except ValueError:
+        text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+        if text is not None and not (text.isascii() and text.isdigit()):
             raise CommandError("bad-request", "Last-Event-ID must be a whole number")
+        last_id = None if text is None else int(text)
         EventStream(request, session, self.clock).start(last_id)
 
 
@@ -447,9 +459,24 @@ def _error_body(error: CommandError) -> Event:
     return {"error": {"code": error.code, "message": error.message}}
 
 
+def _access_log(timestamp: str, request: Any) -> str:
+    """The combined log format, leaving out query strings (tokens travel there)."""
+    line: str = http.combinedLogFormatter(timestamp, _WithoutQuery(request))
+    return line
+
+
+class _WithoutQuery:
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        self.uri = request.uri.split(b"?", 1)[0]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
 def api_site(gateway: Gateway, clock: IReactorTime | None = None) -> server.Site:
     """The twisted.web site serving the API."""
-    site = server.Site(ApiResource(gateway, clock))
+    site = server.Site(ApiResource(gateway, clock), logFormatter=_access_log)
     site.requestFactory = ApiRequest
     site.displayTracebacks = False
     return site

@@ -151,7 +151,8 @@ class LineProtocol(Protocol, TimeoutMixin):
         self._queue: deque[bytes | None] = deque()
         self._busy = False
         self._running = False
-        self._paused = False
+        self._reading = True
+        self._blocked = False
         self._held: list[Event] = []
         self._closed = False
 
@@ -162,7 +163,10 @@ class LineProtocol(Protocol, TimeoutMixin):
         return self.clock.callLater(delay, call, *args, **kw)
 
     def connectionMade(self) -> None:
-        self.session = self.gateway.session(self._event)
+        self.session = self.gateway.session(self._event, self._peer_host())
+        # The transport tells us (pauseProducing) when a client stops
+        # reading and our replies pile up: we then stop reading its lines.
+        self.transport.registerProducer(self, True)
         self.setTimeout(self.idle_timeout)
         peer = self.transport.getPeer()
         self.log.info("line connection from {peer}", peer=str(peer))
@@ -175,9 +179,38 @@ class LineProtocol(Protocol, TimeoutMixin):
         if self.session is not None:
             self.session.close()
 
+    def _peer_host(self) -> str:
+        return str(getattr(self.transport.getPeer(), "host", "unknown"))
+
+    # IPushProducer: the transport's say on how much we may write
+
+    def pauseProducing(self) -> None:
+        self._blocked = True
+        self._update_reading()
+
+    def resumeProducing(self) -> None:
+        self._blocked = False
+        self._update_reading()
+        self._run_queue()
+
+    def stopProducing(self) -> None:
+        self._closed = True
+
+    def _update_reading(self) -> None:
+        wanted = not self._blocked and len(self._queue) <= MAX_QUEUED
+        if wanted != self._reading and not self._closed:
+            self._reading = wanted
+            if wanted:
+                self.transport.resumeProducing()
+            else:
+                self.transport.pauseProducing()
+
     def timeoutConnection(self) -> None:
-        minutes = round((self.idle_timeout or 0) / 60)
-        reason = f"idle for {minutes} minutes" if minutes else "idle for too long"
+        seconds = round(self.idle_timeout or 0)
+        if seconds >= 120:
+            reason = f"idle for {seconds // 60} minutes"
+        else:
+            reason = f"idle for {seconds} seconds"
         self._event({"event": "closing", "reason": reason})
         self.transport.loseConnection()
 
@@ -187,9 +220,7 @@ class LineProtocol(Protocol, TimeoutMixin):
         if answer:
             self.transport.write(answer)
         self._queue.extend(self._lines.feed(text))
-        if len(self._queue) > MAX_QUEUED and not self._paused:
-            self._paused = True
-            self.transport.pauseProducing()
+        self._update_reading()
         self._run_queue()
 
     # Running commands one at a time
@@ -199,16 +230,19 @@ class LineProtocol(Protocol, TimeoutMixin):
             return
         self._running = True
         try:
-            while self._queue and not self._busy and not self._closed:
+            while (
+                self._queue
+                and not self._busy
+                and not self._blocked
+                and not self._closed
+            ):
                 d = self._handle(self._queue.popleft())
                 if d is not None:
                     self._busy = True
                     d.addCallback(self._answered).addErrback(self._broken)
         finally:
             self._running = False
-        if self._paused and len(self._queue) < MAX_QUEUED // 2:
-            self._paused = False
-            self.transport.resumeProducing()
+        self._update_reading()
 
     def _handle(self, raw: bytes | None) -> defer.Deferred[Any] | None:
         try:

@@ -41,6 +41,7 @@ _ERRORS = {
     "409": "Conflicts with the state: not your turn, game over, name taken",
     "413": "The body is larger than 64 KiB",
     "415": "The body is not application/json",
+    "429": "Too many wrong passwords from this address; wait a minute",
     "422": "The move cannot be read or is not legal",
     "503": "The game service is unreachable",
 }
@@ -218,7 +219,7 @@ _DOCUMENT: dict[str, Any] = {
                 "Change the password",
                 "200",
                 _ref("Account"),
-                ["400", "401", "403", "413", "415"],
+                ["400", "401", "403", "413", "415", "429"],
                 body="PasswordChange",
             )
         },
@@ -227,7 +228,7 @@ _DOCUMENT: dict[str, Any] = {
                 "Log in: a bearer token",
                 "201",
                 _ref("Session"),
-                ["400", "401", "413", "415"],
+                ["400", "401", "413", "415", "429"],
                 auth=False,
                 body="Credentials",
             )

@@ -46,10 +46,15 @@ class Session:
     #: Whether a new exclusive login of the same player ends this one.
     exclusive = True
 
-    def __init__(self, gateway: Gateway, deliver: Callable[[Event], None]) -> None:
+    def __init__(
+        self, gateway: Gateway, deliver: Callable[[Event], None], peer: str = ""
+    ) -> None:
+        #: The client's host, for limiting failed logins.
+        self.peer = peer
         self.gateway = gateway
         self._deliver = deliver
         self.player: OnlinePlayer | None = None
+        self.closed = False
         self.on_kicked: Callable[[], None] = lambda: None
 
     @property
@@ -67,6 +72,7 @@ class Session:
 
     def close(self) -> None:
         """The client went away."""
+        self.closed = True
         self.gateway.log_out(self)
 
     def _need_player(self) -> OnlinePlayer:
@@ -88,10 +94,12 @@ class Session:
                 raise CommandError(
                     "already-logged-in", f"already logged in as {self.player.name}"
                 )
-            display = await self.gateway.accounts.authenticate(name, password)
+            display = await self.gateway.authenticate(name, password, self.peer)
             if self.player is not None:
                 raise CommandError("already-logged-in", "already logged in")
-            self.player = await self.gateway.log_in(display, self)
+            if self.closed:
+                raise CommandError("bad-request", "the connection closed")
+            await self.gateway.log_in(display, self)
             return {"username": display}
 
         return _run(run())
@@ -109,7 +117,8 @@ class Session:
             player = self._need_player()
             password_bytes(new)
             try:
-                await self.gateway.accounts.change_password(player.name, old, new)
+                await self.gateway.authenticate(player.name, old, self.peer)
+                await self.gateway.accounts.set_password(player.name, new)
             except CommandError as e:
                 if e.code == "bad-credentials":
                     raise CommandError("bad-credentials", "the old password is wrong")
