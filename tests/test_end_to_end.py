@@ -338,7 +338,7 @@ def test_turn_and_idle_timeouts(
     match, x, o = start_match(alice, bob)
     expect_end([x, o], match, f"{x.name} ran out of time, {o.name} won")
 
-    idler.expect(exactly("* closing the connection: idle for too long"))
+    idler.expect(exactly("* closing the connection: idle for 3 seconds"))
     idler.expect_closed()
 
 

@@ -139,6 +139,12 @@ class TooLarge(ChupacabraError):
     code_name = "too-large"
 
 
+class TooManyAttempts(ChupacabraError):
+    """Too many wrong passwords came from this address; wait a minute."""
+
+    code_name = "too-many-attempts"
+
+
 class UnsupportedMediaType(ChupacabraError):
     """The request body was not JSON."""
 
@@ -189,6 +195,7 @@ ERRORS: dict[str, type[ChupacabraError]] = {
         GameOver,
         AlreadyMatched,
         TooLarge,
+        TooManyAttempts,
         UnsupportedMediaType,
         BadMove,
         IllegalMove,
