@@ -1,14 +1,16 @@
 """
 Two chupacabra_client players play one tic-tac-toe match of random moves.
 
-Run it against a running server's HTTP API:
+Run it from a checkout, with the Python that chupacabra is installed in,
+against a running server's HTTP API:
 
-    python clients/example_game.py http://127.0.0.1:7655
+    .venv/bin/python clients/example_game.py http://127.0.0.1:7655
 
-It registers two players with fresh names (or logs in the names given
-with --players), seeks a match for both, plays random free cells until
-the match ends, printing each move as the event streams report it, then
-prints the result and closes both clients.
+It signs in two players, fresh names or the ones given with --players:
+each is registered with --password (example-password unless given), or
+just logged in if the name is taken.  It seeks a match for both, plays
+random free cells until the match ends, printing each move as the event
+streams report it, then prints the result and closes both clients.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import random
 import secrets
 from typing import Any
 
-from chupacabra_client import Client, EventStream, NameTaken
+from chupacabra_client import BadCredentials, Client, EventStream, NameTaken
 from twisted.internet import defer, task
 
+#: The players' password unless --password gives another.
 PASSWORD = "example-password"
 #: Seconds to wait for any one event before giving up.
 EVENT_TIMEOUT = 30.0
@@ -38,22 +41,30 @@ async def next_event(
             return event.data
 
 
-async def sign_in(url: str, name: str, reactor: Any) -> tuple[Client, EventStream]:
+async def sign_in(
+    url: str, name: str, password: str, reactor: Any
+) -> tuple[Client, EventStream]:
     """A client logged in as ``name`` (registered if new), its stream started."""
     client = Client(url, reactor=reactor)
     try:
-        await client.register(name, PASSWORD)
+        await client.register(name, password)
     except NameTaken:
-        pass
-    await client.log_in(name, PASSWORD)
+        pass  # Already registered: log in with the password given.
+    try:
+        await client.log_in(name, password)
+    except BadCredentials:
+        await client.close()
+        raise SystemExit(f"{name} is registered with another password: use --password")
     stream = client.events()
     await next_event(stream, "stream-start", None, reactor)
     return client, stream
 
 
-async def play(reactor: Any, url: str, names: list[str], seed: int | None) -> None:
+async def play(
+    reactor: Any, url: str, names: list[str], password: str, seed: int | None
+) -> None:
     rng = random.Random(seed)
-    players = [await sign_in(url, name, reactor) for name in names]
+    players = [await sign_in(url, name, password, reactor) for name in names]
     try:
         await play_match(reactor, players, rng)
     finally:
@@ -101,12 +112,17 @@ def main() -> None:
     parser.add_argument(
         "--players", nargs=2, metavar="NAME", help="two usernames to play as"
     )
+    parser.add_argument(
+        "--password",
+        default=PASSWORD,
+        help="the players' password, to register or log in with (%(default)s)",
+    )
     parser.add_argument("--seed", type=int, help="seed the random moves")
     options = parser.parse_args()
     names = options.players or [f"{who}-{secrets.token_hex(3)}" for who in "ab"]
     task.react(
         lambda reactor: defer.Deferred.fromCoroutine(
-            play(reactor, options.url, names, options.seed)
+            play(reactor, options.url, names, options.password, options.seed)
         )
     )
 

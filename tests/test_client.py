@@ -1,6 +1,7 @@
 """
 chupacabra_client in memory: the SSE parser, the event stream's reconnects
-on a fake clock, error classes, and requests through treq's StubTreq.
+on a fake clock, error classes, requests through treq's StubTreq, and how
+chupacabra-play draws boards and reports failures.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ from chupacabra_client import (
 )
 from chupacabra_client._errors import ERRORS, error_from_response
 from chupacabra_client._events import MAX_LINE
+from chupacabra_client._play import (
+    check_options,
+    parse,
+    render_board,
+    why_refused,
+    why_unreachable,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from treq.testing import StubTreq
@@ -33,7 +41,8 @@ from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from twisted.web import resource, server
-from twisted.web.client import ResponseDone
+from twisted.web._newclient import ParseError
+from twisted.web.client import ResponseDone, ResponseNeverReceived
 from twisted.web.iweb import UNKNOWN_LENGTH
 
 # The parser
@@ -400,3 +409,117 @@ def test_requests_carry_the_token_and_json_bodies() -> None:
         ("POST", "/v1/matches/m1%20%2Fx/moves", "Bearer t0k", {"move": "5"}),
         ("POST", "/v1/matches/m1/moves", "Bearer t0k", {"move": "0"}),
     ]
+
+
+# chupacabra-play
+
+
+def played(game: Any, *moves: str) -> tuple[dict[str, Any], str]:
+    """A real game's board JSON after ``moves``, and its move syntax."""
+    state = game.new_state(2)
+    for move in moves:
+        state, _ = game.play(state, move)
+    return game.render_json(state), game.move_syntax
+
+
+def test_tictactoe_board_is_a_grid_numbering_the_free_cells() -> None:
+    """A tic-tac-toe board is drawn 3x3 with each free cell's number."""
+    from chupacabra.games.tictactoe import TicTacToe
+
+    board, moves = played(TicTacToe(), "5", "1")
+    assert render_board(board, moves) == [
+        " O | 2 | 3",
+        "---+---+---",
+        " 4 | X | 6",
+        "---+---+---",
+        " 7 | 8 | 9",
+    ]
+
+
+def test_connect4_board_is_a_grid_with_column_numbers() -> None:
+    """A Connect Four board is drawn top row first, numbered by column."""
+    from chupacabra.games.connect4 import ConnectFour
+
+    board, moves = played(ConnectFour(), "4", "4", "3")
+    empty = " . . . . . . ."
+    assert render_board(board, moves) == [
+        " 1 2 3 4 5 6 7",
+        *[empty] * 4,
+        " . . . O . . .",
+        " . . X X . . .",
+        " 1 2 3 4 5 6 7",
+    ]
+
+
+def test_reversi_board_has_coordinates_legal_squares_and_counts() -> None:
+    """A Reversi board shows letters and row numbers, stars and the counts."""
+    from chupacabra.games.reversi import Reversi
+
+    board, moves = played(Reversi(), "d3")
+    assert render_board(board, moves) == [
+        "   a b c d e f g h",
+        " 1 . . . . . . . .",
+        " 2 . . . . . . . .",
+        " 3 . . * X * . . .",
+        " 4 . . . X X . . .",
+        " 5 . . * X O . . .",
+        " 6 . . . . . . . .",
+        " 7 . . . . . . . .",
+        " 8 . . . . . . . .",
+        "   a b c d e f g h",
+        "X 4, O 1",
+    ]
+
+
+def test_a_board_without_a_grid_lists_its_fields() -> None:
+    """A board with no drawable cells is one readable line per field."""
+    board = {"heaps": [3, 4, 5], "left": 12, "passed": None}
+    assert render_board(board, "heap:count") == ["heaps: [3, 4, 5]", "left: 12"]
+
+
+def test_network_failures_are_told_in_one_line() -> None:
+    """Twisted's wrapped failures are explained, never shown as reprs."""
+    not_http = ResponseNeverReceived([Failure(ParseError("bad status", b"* hi"))])
+    timed_out = ResponseNeverReceived([Failure(defer.CancelledError())])
+    refused = ConnectionRefusedError("Connection refused")
+
+    assert why_unreachable(not_http) == (
+        "it does not answer in HTTP (is that the API's port?)"
+    )
+    assert why_unreachable(timed_out) == "no answer in time"
+    assert why_unreachable(refused) == (
+        "Connection was refused by other side: Connection refused."
+    )
+
+
+def test_an_answer_not_from_chupacabra_is_told_in_one_line() -> None:
+    """An HTML error page is named by its status, not printed."""
+    page = error_from_response(501, b"<html>\n<body>\nUnsupported</body>\n</html>")
+    assert why_refused(page, "http://h:1") == (
+        "http://h:1 answered HTTP 501 without a chupacabra error: "
+        "is that the API's address?"
+    )
+    refusal = error_from_response(401, b'{"error": {"code": "x", "message": "no"}}')
+    assert why_refused(refusal, "http://h:1") == "no"
+
+
+@pytest.mark.parametrize(
+    ("argv", "terminal", "problem"),
+    [
+        (["--user", "bob"], False, "give --password: there is no terminal to ask on"),
+        ([], False, "give --user and --password: there is no terminal to ask on"),
+        (["--user", "bob"], True, None),
+        (["--user", "bob", "--password", "pw-pw-pw-pw"], False, None),
+        (
+            ["--url", "127.0.0.1:7655", "--user", "bob", "--password", "pw"],
+            True,
+            "--url must be an http:// URL such as http://127.0.0.1:7655, "
+            "not '127.0.0.1:7655'",
+        ),
+    ],
+)
+def test_play_refuses_options_it_cannot_use(
+    argv: list[str], terminal: bool, problem: str | None
+) -> None:
+    """Without a terminal the login must be given, and the URL must be HTTP."""
+    assert check_options(parse(argv), terminal) == problem

@@ -460,17 +460,27 @@ def play_command() -> list[str]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_example_script_plays_a_whole_game(server: Running, spawn: Any) -> None:
-    """The example script plays a random game to its end and says who won."""
-    child = spawn(sys.executable, str(ROOT / "clients" / "example_game.py"), server.url)
+async def test_example_script_plays_a_whole_game(
+    server: Running, players: list[Player], spawn: Any
+) -> None:
+    """The example script registers or logs in its players and plays to the end."""
+    players.append(await sign_up(server.url, "kate"))
+    script = str(ROOT / "clients" / "example_game.py")
+    child = spawn(
+        sys.executable,
+        *(script, server.url, "--players", "kate", "liam", "--password", PASSWORD),
+    )
     code = await within(child.ended, CHILD_TIMEOUT)
     output = "\n".join(child.lines)
 
     assert code == 0, output
     assert "Traceback" not in output
     assert re.search(r"^match \w+: \S+ \(X\) vs \S+ \(O\)$", output, re.M), output
-    assert len(re.findall(r"^\S+ \([XO]\) plays [1-9]$", output, re.M)) >= 5
+    assert len(re.findall(r"^(kate|liam) \([XO]\) plays [1-9]$", output, re.M)) >= 5
     assert re.fullmatch(r"match \w+ is over: (a draw|\S+ won)", child.lines[-1])
+    liam = Client(server.url, reactor=reactor)
+    await within(liam.log_in("liam", PASSWORD))
+    await within(liam.close())
 
 
 @pytest_twisted.ensureDeferred
@@ -523,3 +533,65 @@ async def test_chupacabra_play_against_a_client_player(
     assert code == 0, "\n".join(play.lines)
     assert "Traceback" not in "\n".join(play.lines)
     assert tried_illegal
+
+
+@pytest_twisted.ensureDeferred
+async def test_chupacabra_play_draws_connect_four_as_a_grid(
+    server: Running, players: list[Player], spawn: Any
+) -> None:
+    """chupacabra-play draws Connect Four with column numbers, not JSON."""
+    url, name = server.url, "nora"
+    play = spawn(
+        *play_command(),
+        *("--url", url, "--user", name, "--password", PASSWORD, "--register"),
+        *("--game", "connect4"),
+    )
+    await play.expect("waiting for an opponent for connect4")
+    oscar = await sign_up(url, "oscar")
+    players.append(oscar)
+    match = str((await within(oscar.client.seek("connect4"))).match)
+    started = await next_event(oscar.stream, "match-started")
+
+    await play.expect(rf"match {match} of connect4: .*")
+    await play.expect(r" 1 2 3 4 5 6 7")
+    if started.data["to_move"] == name:
+        await play.expect(r"your move \(X\): a column number from 1 .*")
+        play.send("4")
+        await play.expect("you played 4")
+    else:
+        await within(oscar.client.move(match, 4))
+        await play.expect("oscar played 4")
+    await play.expect(r" 1 2 3 4 5 6 7")
+    await play.expect(r" \. \. \. X \. \. \.")
+    play.send("forfeit")
+    await play.expect(f"match {match} is over: oscar won \\(forfeit\\)")
+
+    assert await within(play.ended) == 0, "\n".join(play.lines)
+    assert not any(line.lstrip().startswith(("{", '"')) for line in play.lines)
+
+
+@pytest_twisted.ensureDeferred
+async def test_chupacabra_play_without_a_terminal_asks_for_the_password(
+    spawn: Any,
+) -> None:
+    """Run from a pipe without --password, chupacabra-play says so in one line."""
+    play = spawn(*play_command(), "--user", "pat")
+    code = await within(play.ended)
+    assert code != 0
+    assert play.lines == [
+        "chupacabra-play: give --password: there is no terminal to ask on"
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_chupacabra_play_at_a_port_that_is_not_http(
+    server: Running, spawn: Any
+) -> None:
+    """Pointed at the line protocol's port, chupacabra-play says so in one line."""
+    url = f"http://{HOST}:{server.line_port}"
+    play = spawn(*play_command(), "--url", url, "--user", "pat", "--password", "x" * 8)
+    code = await within(play.ended)
+    assert code == 1
+    assert play.lines == [
+        f"cannot talk to {url}: it does not answer in HTTP (is that the API's port?)"
+    ]

@@ -265,7 +265,7 @@ class Event:
     One Server-Sent Event from ``GET /v1/events``.
 
     ``kind`` is the event name (``match-started``, ``moved``,
-    ``match-ended``, ``match-state``, ``logged-out``, ``stream-start``),
+    ``match-ended``, ``match-state``, ``stream-start``),
     ``id`` the id to resume after (``None`` if the event had none), and
     ``data`` the decoded JSON object (empty if the data was not one;
     ``text`` keeps it as sent).

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import string
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 import attrs
 from twisted.internet import defer, error, task
@@ -14,7 +17,11 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.stdio import StandardIO
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+
+# A response that is not HTTP; twisted.web.client does not export its class.
+from twisted.web._newclient import ParseError
 from twisted.web.client import (
+    RequestGenerationFailed,
     RequestTransmissionFailed,
     ResponseFailed,
     ResponseNeverReceived,
@@ -40,23 +47,133 @@ NETWORK_ERRORS = (
     defer.CancelledError,
     ResponseFailed,
     ResponseNeverReceived,
+    RequestGenerationFailed,
     RequestTransmissionFailed,
 )
+#: Twisted's failures that wrap the real reasons in a list of Failures.
+WRAPPED_ERRORS = (ResponseFailed, RequestGenerationFailed, RequestTransmissionFailed)
+#: Board fields drawn as part of the grid rather than listed after it.
+GRID_FIELDS = {"cells", "marks", "columns", "rows"}
 
 
-def render_board(board: dict[str, Any]) -> list[str]:
+def render_board(board: dict[str, Any], moves: str = "") -> list[str]:
     """
     Draw a board for a terminal.
 
-    A 3x3 ``cells`` board (tic-tac-toe) becomes a grid with free cells
-    numbered as they are played; any other game's board is its JSON.
+    ``cells`` holding rows (Connect Four, Reversi) becomes a grid whose
+    columns, and rows, are labelled when ``moves`` (the game's move syntax)
+    names them by number or letter; squares in ``legal`` show ``*``.  A
+    flat square list of ``cells`` (tic-tac-toe) becomes a grid with each
+    free cell's number.  The board's other fields follow, one a line.
     """
     cells = board.get("cells")
-    if isinstance(cells, list) and len(cells) == 9:
-        shown = [str(i + 1) if c is None else str(c) for i, c in enumerate(cells)]
-        rows = [" " + " | ".join(shown[r : r + 3]) for r in (0, 3, 6)]
-        return [rows[0], "---+---+---", rows[1], "---+---+---", rows[2]]
-    return json.dumps(board, indent=2, sort_keys=True).splitlines()
+    legal = board.get("legal")
+    lines: list[str] = []
+    drawn = set(GRID_FIELDS)
+    if _is_rows(cells):
+        lines, starred = _grid(cells, moves, legal)
+        if starred:
+            drawn.add("legal")
+    elif _is_square(cells):
+        lines = _numbered(cells)
+    else:
+        drawn = set()
+    return lines + _fields({k: v for k, v in board.items() if k not in drawn})
+
+
+def _is_rows(cells: Any) -> TypeGuard[list[list[Any]]]:
+    return (
+        isinstance(cells, list)
+        and len(cells) > 0
+        and all(isinstance(row, list) for row in cells)
+    )
+
+
+def _is_square(cells: Any) -> TypeGuard[list[Any]]:
+    if not isinstance(cells, list) or not cells:
+        return False
+    side = round(len(cells) ** 0.5)
+    return side * side == len(cells) and not any(isinstance(c, list) for c in cells)
+
+
+def _numbered(cells: list[Any]) -> list[str]:
+    """A square grid whose free cells show their numbers, 1 top left."""
+    side = round(len(cells) ** 0.5)
+    shown = [str(i + 1) if c is None else str(c) for i, c in enumerate(cells)]
+    width = max(len(text) for text in shown)
+    rows = [
+        " " + " | ".join(text.center(width) for text in shown[r : r + side]).rstrip()
+        for r in range(0, len(cells), side)
+    ]
+    rule = "+".join(["-" * (width + 2)] * side)
+    lines = [rows[0]]
+    for row in rows[1:]:
+        lines += [rule, row]
+    return lines
+
+
+def _grid(cells: list[list[Any]], moves: str, legal: Any) -> tuple[list[str], bool]:
+    """
+    Rows of marks, ``.`` for empty cells, labelled as ``moves`` names them.
+
+    Also says whether the ``legal`` squares were starred on the grid.
+    """
+    syntax = moves.lower()
+    heads = _column_labels(syntax, max(len(row) for row in cells))
+    sides = [str(r + 1) for r in range(len(cells))] if "row number" in syntax else []
+    starred = bool(heads and sides) and isinstance(legal, list)
+    stars = {str(square) for square in legal} if starred else set()
+
+    shown = [
+        [
+            _cell(cell, starred and f"{heads[c]}{sides[r]}" in stars)
+            for c, cell in enumerate(row)
+        ]
+        for r, row in enumerate(cells)
+    ]
+    width = max(len(text) for text in [*heads, *(t for row in shown for t in row)])
+    margin = max((len(side) for side in sides), default=0)
+
+    def line(side: str, texts: list[str]) -> str:
+        label = f"{side.rjust(margin)} " if sides else ""
+        return " " + label + " ".join(text.center(width) for text in texts)
+
+    rows = [line(sides[r] if sides else "", row) for r, row in enumerate(shown)]
+    if heads:
+        rows = [line("", heads), *rows, line("", heads)]
+    return rows, starred
+
+
+def _column_labels(syntax: str, columns: int) -> list[str]:
+    """Letters or numbers for the columns, if the move syntax names them."""
+    if "column letter" in syntax and columns <= len(string.ascii_lowercase):
+        return list(string.ascii_lowercase[:columns])
+    if "column number" in syntax:
+        return [str(c + 1) for c in range(columns)]
+    return []
+
+
+def _cell(cell: Any, star: bool) -> str:
+    if cell is not None:
+        return str(cell)
+    return "*" if star else "."
+
+
+def _fields(extra: dict[str, Any]) -> list[str]:
+    """The board's fields not drawn on a grid, as ``name: value`` lines."""
+    lines = []
+    for name, value in extra.items():
+        if value is None:
+            continue
+        if name == "counts" and isinstance(value, dict):
+            lines.append(", ".join(f"{mark} {count}" for mark, count in value.items()))
+        elif name == "passed":
+            lines.append(f"{value} had no move and was skipped")
+        elif name == "legal" and isinstance(value, list):
+            lines.append("legal moves: " + (", ".join(map(str, value)) or "none"))
+        else:
+            lines.append(f"{name}: {json.dumps(value)}")
+    return lines
 
 
 def describe_end(state: dict[str, Any], me: str | None) -> str:
@@ -66,6 +183,29 @@ def describe_end(state: dict[str, Any], me: str | None) -> str:
         return "it was a draw" if reason == "draw" else f"no winner ({reason})"
     who = "you" if winner == me else winner
     return f"{who} won" + ("" if reason == "win" else f" ({reason})")
+
+
+def why_unreachable(failure: BaseException) -> str:
+    """Why a request got no answer, in one line for people."""
+    if isinstance(failure, WRAPPED_ERRORS) and failure.reasons:
+        return why_unreachable(failure.reasons[0].value)
+    if isinstance(failure, ParseError):
+        return "it does not answer in HTTP (is that the API's port?)"
+    if isinstance(failure, (defer.CancelledError, error.TimeoutError)):
+        return "no answer in time"
+    if isinstance(failure, error.ConnectionClosed):
+        return "the connection closed before an answer came"
+    return " ".join(str(failure).split()) or type(failure).__name__
+
+
+def why_refused(refused: ChupacabraError, url: str) -> str:
+    """A server's refusal in one line; a reply not from chupacabra says so."""
+    if refused.code.startswith("http-"):
+        return (
+            f"{url} answered HTTP {refused.status} without a chupacabra error: "
+            "is that the API's address?"
+        )
+    return " ".join(refused.message.split())
 
 
 @implementer(IHalfCloseableProtocol)
@@ -169,9 +309,6 @@ class Player:
     def event(self, event: Event) -> bool:
         """Show ``event``; whether the match is over."""
         data, say = event.data, self.terminal.say
-        if event.kind == "logged-out":
-            say(f"logged out: {data.get('reason', '')}")
-            return True
         if event.kind in ("match-started", "match-state") and self.state is None:
             if data.get("game") == self.game_name:
                 self.seek_id = None
@@ -209,11 +346,12 @@ class Player:
 
     def show(self, state: MatchState) -> None:
         self.state = state
-        self.terminal.say(*render_board(state.board))
+        syntax = self.game.moves if self.game is not None else ""
+        self.terminal.say(*render_board(state.board, syntax))
         if state.over:
             return
         if state.to_move == self.username:
-            moves = self.game.moves if self.game is not None else "a move"
+            moves = syntax or "a move"
             self.terminal.say(f"your move ({state.label_of(self.username)}): {moves}")
         elif state.to_move is not None:
             self.terminal.say(f"waiting for {state.to_move} to move")
@@ -241,10 +379,14 @@ class Player:
         d.addErrback(self._failed)
 
     def _failed(self, failure: Failure) -> None:
-        if failure.check(ChupacabraError):
-            self.terminal.say(str(failure.value))
-        elif failure.check(*NETWORK_ERRORS):
-            self.terminal.say(f"cannot reach the server: {failure.getErrorMessage()}")
+        value = failure.value
+        if isinstance(value, ChupacabraError):
+            if value.code.startswith("http-"):
+                self.terminal.say(why_refused(value, self.client.url))
+            else:
+                self.terminal.say(str(value))
+        elif isinstance(value, NETWORK_ERRORS):
+            self.terminal.say(f"cannot talk to the server: {why_unreachable(value)}")
         else:
             failure.raiseException()
 
@@ -284,10 +426,10 @@ async def play(reactor: Reactor, options: argparse.Namespace) -> None:
     try:
         code = await player.run()
     except ChupacabraError as refused:
-        terminal.say(refused.message)
+        terminal.say(why_refused(refused, options.url))
         code = 1
     except NETWORK_ERRORS as failed:
-        terminal.say(f"cannot reach {options.url}: {failed}")
+        terminal.say(f"cannot talk to {options.url}: {why_unreachable(failed)}")
         code = 1
     except StreamClosed:
         code = 0
@@ -313,8 +455,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--url", default=DEFAULT_URL, help="the server's HTTP API (%(default)s)"
     )
-    parser.add_argument("--user", help="your username (asked if missing)")
-    parser.add_argument("--password", help="your password (asked if missing)")
+    parser.add_argument("--user", help="your username (asked at a terminal if missing)")
+    parser.add_argument(
+        "--password", help="your password (asked at a terminal if missing)"
+    )
     parser.add_argument(
         "--register", action="store_true", help="create the account first"
     )
@@ -324,14 +468,39 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_options(options: argparse.Namespace, terminal: bool) -> str | None:
+    """
+    What makes ``options`` unusable, in one line, or ``None``.
+
+    Without a ``terminal`` to ask on, the username and password must be
+    given: standard input carries the moves.
+    """
+    url = urlsplit(options.url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return (
+            f"--url must be an http:// URL such as {DEFAULT_URL}, not {url.geturl()!r}"
+        )
+    missing = []
+    if not options.user:
+        missing.append("--user")
+    if options.password is None:
+        missing.append("--password")
+    if missing and not terminal:
+        return f"give {' and '.join(missing)}: there is no terminal to ask on"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """The chupacabra-play command."""
     options = parse(argv)
+    problem = check_options(options, sys.stdin.isatty())
+    if problem is not None:
+        raise SystemExit(f"chupacabra-play: {problem}")
     try:
         if not options.user:
             options.user = input("username: ").strip()
         if options.password is None:
             options.password = getpass.getpass("password: ")
     except (EOFError, KeyboardInterrupt):
-        raise SystemExit(1)
+        raise SystemExit("\nchupacabra-play: stopped before logging in")
     task.react(lambda reactor: defer.Deferred.fromCoroutine(play(reactor, options)))
