@@ -19,9 +19,13 @@ class _Ref:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.recipients: list[list[str]] = []
 
-    def callRemote(self, name: str, event: dict[str, Any], match: Any) -> Any:
+    def callRemote(
+        self, name: str, event: dict[str, Any], match: Any, recipients: list[str]
+    ) -> Any:
         self.events.append(event)
+        self.recipients.append(recipients)
         return defer.succeed(None)
 
 
@@ -36,6 +40,19 @@ def test_a_player_on_two_gateways_hears_on_both() -> None:
     service.seek("bob", "tictactoe")
     assert [e["event"] for e in on_a.events] == ["match-started"]
     assert [e["event"] for e in on_b.events] == ["match-started"]
+
+
+def test_an_update_crosses_to_each_gateway_once() -> None:
+    """Both players of a match on one gateway share one message per update."""
+    service = MatchService(installed_games(), Clock())
+    alice, bob = _Ref(), _Ref()
+    service.attach("alice", alice, "gateway-a")
+    service.attach("bob", bob, "gateway-a")
+    service.seek("alice", "tictactoe")
+    service.seek("bob", "tictactoe")
+    sent = alice.events + bob.events
+    assert [e["event"] for e in sent] == ["match-started"]
+    assert sorted((alice.recipients + bob.recipients)[0]) == ["alice", "bob"]
 
 
 def test_leaving_one_gateway_keeps_the_seek_while_another_listens() -> None:

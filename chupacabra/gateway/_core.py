@@ -92,7 +92,25 @@ class OnlinePlayer(pb.Referenceable):
         self.ended: deque[MatchHandle] = deque(maxlen=RECENT_MATCHES)
         self.seeks: dict[str, Seek] = {}
 
-    def remote_event(self, event: Event, match: pb.RemoteReference | None) -> None:
+    def remote_event(
+        self,
+        event: Event,
+        match: pb.RemoteReference | None,
+        recipients: list[str] | None = None,
+    ) -> None:
+        """
+        An update from a game service for ``recipients`` on this gateway.
+
+        One message serves every named player here (by default just this
+        one), so that the service sends an update once per gateway.
+        """
+        names = recipients if isinstance(recipients, list) else [self.name]
+        for name in names:
+            player = self if name == self.name else self.gateway.players.get(name)
+            if isinstance(player, OnlinePlayer):
+                player.receive(event, match)
+
+    def receive(self, event: Event, match: pb.RemoteReference | None) -> None:
         match_id = event.get("match")
         kind = event.get("event")
         if match is not None and isinstance(match_id, str):

@@ -187,8 +187,7 @@ class Match(pb.Referenceable):
         )
 
     def _push(self, event: Event, with_ref: bool = False) -> None:
-        for name in self.players:
-            self.service.push(name, event, self if with_ref else None)
+        self.service.push_many(self.players, event, self if with_ref else None)
 
     # What a gateway may ask of the match
 
@@ -430,9 +429,25 @@ class MatchService:
                 self.detach(player, broker)
 
     def push(self, player: str, event: Event, match: Match | None = None) -> None:
-        for listener in list(self.listeners.get(player, {}).values()):
-            d = maybeDeferred(listener.ref.callRemote, "event", event, match)
-            d.addErrback(_ignore_push_failure, player)
+        self.push_many([player], event, match)
+
+    def push_many(
+        self, players: list[str], event: Event, match: Match | None = None
+    ) -> None:
+        """
+        Tell ``players`` of ``event``, once per gateway.
+
+        Players on the same gateway share one message: it goes to one of
+        their references and names the others, so an update both players
+        of a match need crosses the link once.
+        """
+        by_gateway: dict[Any, tuple[Listener, list[str]]] = {}
+        for player in players:
+            for broker, listener in self.listeners.get(player, {}).items():
+                by_gateway.setdefault(broker, (listener, []))[1].append(player)
+        for listener, names in by_gateway.values():
+            d = maybeDeferred(listener.ref.callRemote, "event", event, match, names)
+            d.addErrback(_ignore_push_failure, ", ".join(names))
 
     # Matchmaking
 
