@@ -38,7 +38,12 @@ def test_a_player_on_two_gateways_hears_on_both() -> None:
     service.attach("bob", bob, "gateway-a")
     service.seek("alice", "tictactoe")
     service.seek("bob", "tictactoe")
-    assert [e["event"] for e in on_a.events] == ["match-started"]
+    # Gateway A gets one message for both of its players, through either
+    # player's reference; gateway B gets its own for alice.
+    to_a = on_a.recipients + bob.recipients
+    assert [sorted(names) for names in to_a] == [["alice", "bob"]]
+    assert [e["event"] for e in on_a.events + bob.events] == ["match-started"]
+    assert on_b.recipients == [["alice"]]
     assert [e["event"] for e in on_b.events] == ["match-started"]
 
 
