@@ -444,7 +444,7 @@ def _rows(headers: list[str], rows: list[list[str]]) -> list[str]:
         lines.append(
             "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
         )
-    return lines
+    return [line.rstrip() for line in lines]
 
 
 def table(report: dict[str, Any]) -> str:

@@ -751,6 +751,8 @@ RUNNERS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile:
+        _py_spy()  # fail now, not in the middle of a run
     limit = raise_open_files()
     progress = Progress(args.quiet)
     report: dict[str, Any] = {
