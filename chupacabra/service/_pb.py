@@ -15,6 +15,12 @@ from zope.interface import implementer
 from ..errors import ServiceError
 from ._matches import Event, MatchService
 
+#: PB refuses to export more than MAX_BROKER_REFS objects on one
+#: connection; a gateway exports every online player to each game
+#: service, a game service every live match, so the default (1024)
+#: caps a link near a thousand players.  The link is authenticated.
+pb.MAX_BROKER_REFS = max(pb.MAX_BROKER_REFS, 10_000_000)
+
 
 def _check_name(player: object) -> str:
     if not isinstance(player, str) or not player:
