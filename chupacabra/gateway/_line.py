@@ -163,6 +163,10 @@ class LineProtocol(Protocol, TimeoutMixin):
         return self.clock.callLater(delay, call, *args, **kw)
 
     def connectionMade(self) -> None:
+        # Replies and pushes are small writes that a client does not answer
+        # at once: with Nagle on, each waits for a delayed ACK (40 ms).
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         self.session = self.gateway.session(self._event, self._peer_host())
         # The transport tells us (pauseProducing) when a client stops
         # reading and our replies pile up: we then stop reading its lines.

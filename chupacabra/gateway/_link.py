@@ -16,20 +16,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.spread import pb
 
+from .._wire import Broker
 from ..errors import CommandError, from_remote
-
-#: PB refuses to export more than MAX_BROKER_REFS objects on one
-#: connection; a gateway exports every online player to each game
-#: service, a game service every live match, so the default (1024)
-#: caps a link near a thousand players.  The link is authenticated.
-pb.MAX_BROKER_REFS = max(pb.MAX_BROKER_REFS, 10_000_000)
-
 
 #: How long a connected service has to accept our login.
 LOGIN_TIMEOUT = 10.0
 
 
-class _Broker(pb.Broker):
+class _Broker(Broker):
     factory: Any
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]

@@ -12,14 +12,9 @@ from twisted.logger import Logger
 from twisted.spread import pb
 from zope.interface import implementer
 
+from .._wire import Broker
 from ..errors import ServiceError
 from ._matches import Event, MatchService
-
-#: PB refuses to export more than MAX_BROKER_REFS objects on one
-#: connection; a gateway exports every online player to each game
-#: service, a game service every live match, so the default (1024)
-#: caps a link near a thousand players.  The link is authenticated.
-pb.MAX_BROKER_REFS = max(pb.MAX_BROKER_REFS, 10_000_000)
 
 
 def _check_name(player: object) -> str:
@@ -144,4 +139,6 @@ class SharedSecretChecker:
 def server_factory(service: MatchService, secret: bytes) -> pb.PBServerFactory:
     """Build the PB factory a game service listens with."""
     checker = SharedSecretChecker(secret)
-    return pb.PBServerFactory(portal.Portal(ServiceRealm(service), [checker]))
+    factory = pb.PBServerFactory(portal.Portal(ServiceRealm(service), [checker]))
+    factory.protocol = Broker
+    return factory

@@ -1,0 +1,152 @@
+"""The PB connection both ends of a link use: same items, less cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import SECRET, World
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet.testing import StringTransport
+from twisted.spread import banana, jelly, pb
+
+from chupacabra._wire import Broker
+from chupacabra.gateway._line import LineFactory
+from chupacabra.gateway._link import _BrokerFactory
+from chupacabra.service._pb import server_factory
+
+
+class NoDelayTransport(StringTransport):
+    """A TCP-like transport that remembers TCP_NODELAY."""
+
+    no_delay = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.no_delay = enabled
+
+
+def _decoded(broker_class: type[pb.Broker], chunks: list[bytes]) -> list[Any]:
+    broker = broker_class()
+    broker.makeConnection(StringTransport())
+    broker.currentDialect = b"pb"
+    items: list[Any] = []
+    broker.expressionReceived = items.append  # type: ignore[method-assign]
+    for chunk in chunks:
+        broker.dataReceived(chunk)
+    return items
+
+
+def _encoded(value: Any) -> bytes:
+    encoder = banana.Banana()
+    encoder.currentDialect = b"pb"
+    transport = StringTransport()
+    encoder.makeConnection(transport)
+    transport.clear()
+    encoder.sendEncoded(jelly.jelly(value))
+    return transport.value()
+
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.lists(values, min_size=1, max_size=5), st.data())
+def test_decodes_as_twisted_does_however_the_bytes_arrive(
+    messages: list[Any], data: st.DataObject
+) -> None:
+    """Every message, split anywhere, decodes to exactly Twisted's items."""
+    stream = b"".join(_encoded(message) for message in messages)
+    cuts = sorted(
+        data.draw(st.lists(st.integers(0, len(stream)), max_size=len(stream)))
+    )
+    chunks = [
+        stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)
+    ]
+    ours = _decoded(Broker, chunks)
+    assert ours == _decoded(pb.Broker, [stream])
+    assert len(ours) == len(messages)
+
+
+def test_vocabulary_words_decode() -> None:
+    """Words PB abbreviates (like "message") come back whole."""
+    stream = _encoded(["message", 1, "remote", ("answer", b"x")])
+    assert _decoded(Broker, [stream]) == _decoded(pb.Broker, [stream])
+
+
+def _b128(number: int) -> bytes:
+    parts: list[bytes] = []
+    banana.int2b128(number, parts.append)
+    return b"".join(parts)
+
+
+def test_refuses_what_twisted_refuses() -> None:
+    """An over-long number prefix or string length drops the connection."""
+    for stream in [
+        b"\x01" * 65,
+        b"\x01" * 65 + b"\x81",
+        _b128(banana.SIZE_LIMIT + 1) + b"\x82",
+        _b128(banana.SIZE_LIMIT + 1) + b"\x80",
+        b"\x01\x8f",
+    ]:
+        for broker_class in (Broker, pb.Broker):
+            broker = broker_class()
+            broker.makeConnection(StringTransport())
+            broker.currentDialect = b"pb"
+            try:
+                broker.dataReceived(stream)
+            except (banana.BananaError, NotImplementedError):
+                continue
+            raise AssertionError(f"{broker_class} took {stream!r}")
+
+
+def test_a_long_read_of_many_messages_decodes_every_one() -> None:
+    """Thousands of messages in one read all arrive, in order."""
+    messages = [["event", {"match": str(n), "board": [n] * 9}] for n in range(5000)]
+    stream = b"".join(_encoded(m) for m in messages)
+    decoded = _decoded(Broker, [stream])
+    assert [jelly.unjelly(item) for item in decoded] == messages
+
+
+def test_both_ends_of_the_link_turn_nagle_off() -> None:
+    """The service's broker and the gateway's set TCP_NODELAY when connected."""
+    world = World()
+    try:
+        service_broker = server_factory(world.service, SECRET).buildProtocol(None)
+        gateway_broker = _BrokerFactory().buildProtocol(None)
+        for broker in (service_broker, gateway_broker):
+            transport = NoDelayTransport()
+            broker.makeConnection(transport)
+            assert transport.no_delay
+    finally:
+        world.gateway.stopService()
+
+
+def test_line_connections_turn_nagle_off(world: World) -> None:
+    """A player's replies and pushes are not held back for a delayed ACK."""
+    protocol = LineFactory(world.gateway, clock=world.reactor).buildProtocol(None)
+    transport = NoDelayTransport()
+    protocol.makeConnection(transport)
+    assert transport.no_delay
+    protocol.connectionLost(None)
+
+
+def test_more_than_a_thousand_players_share_one_link(world: World) -> None:
+    """PB's usual cap of 1,024 exported objects does not drop the link."""
+    players = [world.player(f"p{n}") for n in range(1100)]
+    assert world.link.up
+    assert len(world.gateway.players) == 1100
+    first, second = players[-2:]
+    first.send("PLAY tictactoe")
+    assert second.send("PLAY tictactoe")[0].startswith("OK")
+    assert world.link.up
