@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -22,9 +23,9 @@ class _Ref:
         self.recipients: list[list[str]] = []
 
     def callRemote(
-        self, name: str, event: dict[str, Any], match: Any, recipients: list[str]
+        self, name: str, event: str, match: Any, recipients: list[str]
     ) -> Any:
-        self.events.append(event)
+        self.events.append(json.loads(event))
         self.recipients.append(recipients)
         return defer.succeed(None)
 

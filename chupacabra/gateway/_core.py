@@ -11,6 +11,7 @@ every session of that player.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections import deque
 from collections.abc import Callable
@@ -94,7 +95,7 @@ class OnlinePlayer(pb.Referenceable):
 
     def remote_event(
         self,
-        event: Event,
+        event: Event | str,
         match: pb.RemoteReference | None,
         recipients: list[str] | None = None,
     ) -> None:
@@ -104,6 +105,9 @@ class OnlinePlayer(pb.Referenceable):
         One message serves every named player here (by default just this
         one), so that the service sends an update once per gateway.
         """
+        if isinstance(event, str):
+            event = json.loads(event)
+        assert isinstance(event, dict)
         names = recipients if isinstance(recipients, list) else [self.name]
         for name in names:
             player = self if name == self.name else self.gateway.players.get(name)
