@@ -18,6 +18,7 @@ import attrs
 from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 #: Each entry moves the schema up one version; never edit a shipped one.
 #: The SQL is the common ground of SQLite and PostgreSQL.
@@ -144,6 +145,9 @@ class Store:
     def __init__(self, pool: adbapi.ConnectionPool, paramstyle: str = "qmark") -> None:
         self.pool = pool
         self.paramstyle = paramstyle
+        #: Writes waiting for the transaction in flight to commit.
+        self._writes: list[tuple[Any, tuple[Any, ...], defer.Deferred[Any]]] = []
+        self._writing = False
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -193,6 +197,60 @@ class Store:
 
         d: defer.Deferred[Any] = self.pool.runInteraction(run)
         return d
+
+    def _grouped(self, work: Any, *args: Any) -> defer.Deferred[Any]:
+        """
+        Run ``work`` in a transaction shared with the writes queued meanwhile.
+
+        While one commit is on its way to disk the next writes queue, then
+        commit together: one sync for many moves.  Alone, a write goes at once.
+        """
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._writes.append((work, args, d))
+        if not self._writing:
+            self._flush()
+        return d
+
+    def _flush(self) -> None:
+        batch, self._writes = self._writes, []
+        self._writing = True
+
+        def run(cursor: Any) -> list[Any]:
+            wrapped = _Cursor(cursor, self._sql)
+            return [work(wrapped, *args) for work, args, _ in batch]
+
+        def committed(results: list[Any]) -> None:
+            self._next()
+            for (_, _, d), result in zip(batch, results, strict=True):
+                d.callback(result)
+
+        def failed(failure: Failure) -> None:
+            if len(batch) == 1:
+                self._next()
+                batch[0][2].errback(failure)
+                return
+            # One bad write must not sink the others: each on its own, in
+            # order, ahead of anything queued since.
+            self._one_by_one(batch)
+
+        self.pool.runInteraction(run).addCallbacks(committed, failed)
+
+    def _one_by_one(self, batch: list[Any]) -> None:
+        if not batch:
+            self._next()
+            return
+        (work, args, d), rest = batch[0], batch[1:]
+
+        def then(result: Any) -> Any:
+            self._one_by_one(rest)
+            return result
+
+        self._interaction(work, *args).addBoth(then).chainDeferred(d)
+
+    def _next(self) -> None:
+        self._writing = False
+        if self._writes:
+            self._flush()
 
     def _query(self, query: str, *args: Any) -> defer.Deferred[list[Any]]:
         d: defer.Deferred[list[Any]] = self.pool.runQuery(self._sql(query), args)
@@ -295,7 +353,7 @@ class Store:
                 )
             return True
 
-        return self._interaction(insert)
+        return self._grouped(insert)
 
     def record_move(
         self, match_id: str, number: int, player: str, move: str, at: float
@@ -312,19 +370,19 @@ class Store:
                 "UPDATE matches SET turn_started_at = ? WHERE id = ?", (at, match_id)
             )
 
-        return self._interaction(insert)
+        return self._grouped(insert)
 
     def finish_match(
         self, match_id: str, winner: str | None, reason: str, at: float
     ) -> defer.Deferred[Any]:
-        return self._operation(
-            "UPDATE matches SET status = 'over', winner = ?, reason = ?,"
-            " ended_at = ? WHERE id = ?",
-            winner,
-            reason,
-            at,
-            match_id,
-        )
+        def update(cursor: _Cursor) -> None:
+            cursor.execute(
+                "UPDATE matches SET status = 'over', winner = ?, reason = ?,"
+                " ended_at = ? WHERE id = ?",
+                (winner, reason, at, match_id),
+            )
+
+        return self._grouped(update)
 
     def set_turn_started(self, match_id: str, at: float) -> defer.Deferred[Any]:
         return self._operation(
