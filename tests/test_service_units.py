@@ -23,11 +23,13 @@ class _Ref:
         self.recipients: list[list[str]] = []
 
     def callRemote(
-        self, name: str, event: str, match: Any, recipients: list[str]
+        self, name: str, event: str, match: Any, recipients: list[str], **kw: Any
     ) -> Any:
         self.events.append(json.loads(event))
         self.recipients.append(recipients)
-        return defer.succeed(None)
+        # Pushes ask for no answer, as PB then returns none.
+        assert kw == {"pbanswer": False}
+        return None
 
 
 def test_a_player_on_two_gateways_hears_on_both() -> None:
@@ -59,6 +61,50 @@ def test_an_update_crosses_to_each_gateway_once() -> None:
     sent = alice.events + bob.events
     assert [e["event"] for e in sent] == ["match-started"]
     assert sorted((alice.recipients + bob.recipients)[0]) == ["alice", "bob"]
+
+
+def _move(match: Any, broker: str, player: str, text: str) -> dict[str, Any]:
+    """Play as if through PB from ``broker``; return the decoded answer."""
+    match._broker = broker
+    try:
+        d = match.remote_move(player, text)
+    finally:
+        match._broker = None
+    answer: dict[str, Any] = json.loads(d.result)
+    return answer
+
+
+def test_a_move_answers_its_own_gateway_and_pushes_to_others() -> None:
+    """
+    The calling gateway gets a move's updates with its answer, and no push;
+    every other gateway gets one push.
+    """
+    service = MatchService(installed_games(), Clock())
+    alice_a, alice_b, bob_a = _Ref(), _Ref(), _Ref()
+    service.attach("alice", alice_a, "gateway-a")
+    service.attach("alice", alice_b, "gateway-b")
+    service.attach("bob", bob_a, "gateway-a")
+    service.seek("alice", "tictactoe")
+    service.seek("bob", "tictactoe")
+    [match] = service.matches.values()
+    first, second = match.players
+    for ref in (alice_a, alice_b, bob_a):
+        ref.events.clear()
+
+    answer = _move(match, "gateway-a", first, "5")
+    assert answer["result"] == {"match": match.id, "move": "5", "to_move": second}
+    assert [e["event"] for e in answer["events"]] == ["moved"]
+    assert sorted(answer["recipients"]) == ["alice", "bob"]
+    assert alice_a.events == bob_a.events == []
+    assert [(e["event"], e["move"]) for e in alice_b.events] == [("moved", "5")]
+
+    for player, cell in [(second, "1"), (first, "4"), (second, "2")]:
+        _move(match, "gateway-a", player, cell)
+    answer = _move(match, "gateway-a", first, "6")
+    assert [e["event"] for e in answer["events"]] == ["moved", "match-ended"]
+    assert answer["events"][1]["winner"] == first
+    assert [e["event"] for e in alice_b.events][-2:] == ["moved", "match-ended"]
+    assert alice_a.events == bob_a.events == []
 
 
 def test_leaving_one_gateway_keeps_the_seek_while_another_listens() -> None:

@@ -114,6 +114,17 @@ class OnlinePlayer(pb.Referenceable):
             if isinstance(player, OnlinePlayer):
                 player.receive(event, match)
 
+    def answered(self, answer: str) -> Event:
+        """
+        A game service's answer to a move: its reply, returned, and the
+        updates it carries for players on this gateway, delivered.
+        """
+        data = json.loads(answer)
+        for event in data["events"]:
+            self.remote_event(event, None, data["recipients"])
+        result: Event = data["result"]
+        return result
+
     def receive(self, event: Event, match: pb.RemoteReference | None) -> None:
         match_id = event.get("match")
         kind = event.get("event")

@@ -232,8 +232,7 @@ class Session:
         async def run() -> Event:
             player = self._need_player()
             handle = player.pick(match)
-            result: Event = await handle.call("move", player.name, move)
-            return result
+            return player.answered(await handle.call("move", player.name, move))
 
         return _run(run())
 

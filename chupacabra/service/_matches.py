@@ -64,6 +64,8 @@ class Match(pb.Referenceable):
         self.outcome: Outcome | None = None
         self._timer: IDelayedCall | None = None
         self._turn_started = service.clock.seconds()
+        #: The broker of the remote call being answered, if any.
+        self._broker: Any = None
 
     # Views of the match
 
@@ -153,7 +155,9 @@ class Match(pb.Referenceable):
             return
         self._end(_others_win(seat, len(self.players), "time"))
 
-    def _end(self, outcome: Outcome) -> defer.Deferred[None]:
+    def _end(
+        self, outcome: Outcome, caller: _Caller | None = None
+    ) -> defer.Deferred[None]:
         self._cancel_timer()
         self.outcome = outcome
         self.service.finished(self)
@@ -179,7 +183,7 @@ class Match(pb.Referenceable):
             self.service.clock.seconds(),
         )
         d.addErrback(self._not_stored, "the end of")
-        d.addCallback(lambda _: self._push(ended))
+        d.addCallback(lambda _: self._push(ended, caller=caller))
         return d
 
     def _not_stored(self, failure: Failure, what: str) -> None:
@@ -187,8 +191,16 @@ class Match(pb.Referenceable):
             "could not store {what} match {match}", failure, what=what, match=self.id
         )
 
-    def _push(self, event: Event, with_ref: bool = False) -> None:
-        self.service.push_many(self.players, event, self if with_ref else None)
+    def _push(
+        self, event: Event, with_ref: bool = False, caller: _Caller | None = None
+    ) -> None:
+        skip = None if caller is None else caller.broker
+        names = self.service.push_many(
+            self.players, event, self if with_ref else None, skip
+        )
+        if caller is not None and names:
+            caller.events.append(event)
+            caller.recipients = names
 
     # What a gateway may ask of the match
 
@@ -198,11 +210,28 @@ class Match(pb.Referenceable):
         except ValueError:
             raise ServiceError("no-match", f"you are not playing in match {self.id}")
 
+    def remoteMessageReceived(
+        self, broker: Any, message: bytes, args: Any, kw: Any
+    ) -> Any:
+        self._broker = broker
+        try:
+            return super().remoteMessageReceived(broker, message, args, kw)
+        finally:
+            self._broker = None
+
     def remote_state(self, player: str) -> Event:
         self._seat_of(player)
         return self.snapshot()
 
-    def remote_move(self, player: str, text: str) -> defer.Deferred[Event]:
+    def remote_move(self, player: str, text: str) -> defer.Deferred[str]:
+        """
+        Play ``text`` for ``player``; answer with JSON, once it is stored.
+
+        The answer holds the reply and the updates for players on the
+        calling gateway, which therefore get no separate push: one message
+        each way per move, like any remote call.
+        """
+        caller = _Caller(self._broker)
         seat = self._seat_of(player)
         if self.outcome is not None:
             raise ServiceError("game-over", f"match {self.id} is over")
@@ -226,30 +255,28 @@ class Match(pb.Referenceable):
         number, now = len(self.moves), self.service.clock.seconds()
         d = self.service.durably("record_move", self.id, number, player, written, now)
 
-        def stored(_: object) -> defer.Deferred[Event] | Event:
+        def stored(_: object) -> defer.Deferred[str] | str:
             outcome = self.game.outcome(self.state)
             if outcome is None:
                 self._start_turn()
+            to_move = None if outcome else self.to_move()
             self._push(
                 {
                     "event": "moved",
                     "match": self.id,
                     "player": player,
                     "move": written,
-                    "to_move": None if outcome else self.to_move(),
+                    "to_move": to_move,
                     **self._position(),
-                }
+                },
+                caller=caller,
             )
-            reply = {
-                "match": self.id,
-                "move": written,
-                "to_move": None if outcome else self.to_move(),
-            }
+            caller.result = {"match": self.id, "move": written, "to_move": to_move}
             if outcome is None:
-                return reply
-            return self._end(outcome).addCallback(lambda _: reply)
+                return caller.answer()
+            return self._end(outcome, caller).addCallback(lambda _: caller.answer())
 
-        def lost(failure: Failure) -> Event:
+        def lost(failure: Failure) -> str:
             self._not_stored(failure, "a move of")
             self.state = previous
             self.moves.pop()
@@ -265,6 +292,25 @@ class Match(pb.Referenceable):
         d = self._end(_others_win(seat, len(self.players), "forfeit"))
         return d.addCallback(
             lambda _: {"match": self.id, "winner": self._winner_name()}
+        )
+
+
+@attrs.define
+class _Caller:
+    """The gateway a move came from, and what to answer it."""
+
+    broker: Any
+    result: Event = attrs.Factory(dict)
+    events: list[Event] = attrs.Factory(list)
+    recipients: list[str] = attrs.Factory(list)
+
+    def answer(self) -> str:
+        return json.dumps(
+            {
+                "result": self.result,
+                "events": self.events,
+                "recipients": self.recipients,
+            }
         )
 
 
@@ -433,25 +479,43 @@ class MatchService:
         self.push_many([player], event, match)
 
     def push_many(
-        self, players: list[str], event: Event, match: Match | None = None
-    ) -> None:
+        self,
+        players: list[str],
+        event: Event,
+        match: Match | None = None,
+        skip: Any = None,
+    ) -> list[str]:
         """
         Tell ``players`` of ``event``, once per gateway.
 
         Players on the same gateway share one message: it goes to one of
         their references and names the others, so an update both players
-        of a match need crosses the link once.
+        of a match need crosses the link once.  Nothing is sent through
+        the broker ``skip``: the names it would have reached are returned,
+        for the caller to deliver with its answer to that gateway.
         """
-        # One JSON string over PB: jelly and banana take a nested dict apart
-        # item by item in Python, a string in one slice.
-        encoded = json.dumps(event)
         by_gateway: dict[Any, tuple[Listener, list[str]]] = {}
         for player in players:
             for broker, listener in self.listeners.get(player, {}).items():
                 by_gateway.setdefault(broker, (listener, []))[1].append(player)
+        skipped = by_gateway.pop(skip, (None, []))[1]
+        if not by_gateway:
+            return skipped
+        # One JSON string over PB: jelly and banana take a nested dict apart
+        # item by item in Python, a string in one slice.  No answer is
+        # asked for: a gateway that is gone re-attaches its players.
+        encoded = json.dumps(event)
         for listener, names in by_gateway.values():
-            d = maybeDeferred(listener.ref.callRemote, "event", encoded, match, names)
+            d = maybeDeferred(
+                listener.ref.callRemote,
+                "event",
+                encoded,
+                match,
+                names,
+                pbanswer=False,
+            )
             d.addErrback(_ignore_push_failure, ", ".join(names))
+        return skipped
 
     # Matchmaking
 
