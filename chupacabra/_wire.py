@@ -8,6 +8,9 @@ It differs from L{pb.Broker} in three ways, all for speed and size:
 - banana decoding walks its buffer with an index instead of copying the
   rest of it after every item, so a read holding many messages costs its
   size, not its size squared;
+- arguments and answers made only of strings, numbers and None, alone or
+  in a tuple or list (a move, a JSON update), skip jelly's general
+  machinery, in both directions, for the same form on the wire;
 - no cap of 1,024 exported objects per connection: a gateway exports
   every online player to each game service and a game service every
   match it told a gateway about.  The link is authenticated.
@@ -27,6 +30,77 @@ _LIST, _INT, _STRING, _NEG, _FLOAT, _LONGINT, _LONGNEG, _VOCAB = range(0x80, 0x8
 PREFIX_LIMIT = 64
 
 
+_TUPLE, _LIST_WORD, _UNICODE, _NONE, _DICTIONARY = (
+    b"tuple",
+    b"list",
+    b"unicode",
+    b"None",
+    b"dictionary",
+)
+_NO_VALUE = object()
+
+
+def _plain_leaf(value: Any) -> Any:
+    """jelly's form of a str, bytes, int (not bool) or None, else _NO_VALUE."""
+    kind = type(value)
+    if kind is str:
+        return [_UNICODE, value.encode("utf-8")]
+    if kind is bytes or kind is int:
+        return value
+    if value is None:
+        return [_NONE]
+    return _NO_VALUE
+
+
+def plain_jelly(value: Any) -> Any:
+    """
+    What jelly makes of a plain leaf, or of a tuple or list of them (or an
+    empty dict); _NO_VALUE for anything else.
+    """
+    kind = type(value)
+    if kind is tuple or kind is list:
+        out = [_TUPLE if kind is tuple else _LIST_WORD]
+        for item in value:
+            leaf = _plain_leaf(item)
+            if leaf is _NO_VALUE:
+                return _NO_VALUE
+            out.append(leaf)
+        return out
+    if kind is dict and not value:
+        return [_DICTIONARY]
+    return _plain_leaf(value)
+
+
+def _plain_unleaf(sexp: Any) -> Any:
+    kind = type(sexp)
+    if kind is bytes or kind is int:
+        return sexp
+    if kind is list and sexp:
+        head = sexp[0]
+        if head == _UNICODE and len(sexp) == 2 and type(sexp[1]) is bytes:
+            return sexp[1].decode("utf-8")
+        if head == _NONE and len(sexp) == 1:
+            return None
+    return _NO_VALUE
+
+
+def plain_unjelly(sexp: Any) -> Any:
+    """The inverse of L{plain_jelly}: _NO_VALUE for what it does not make."""
+    if type(sexp) is list and sexp:
+        head = sexp[0]
+        if head == _TUPLE or head == _LIST_WORD:
+            items = []
+            for item in sexp[1:]:
+                value = _plain_unleaf(item)
+                if value is _NO_VALUE:
+                    return _NO_VALUE
+                items.append(value)
+            return tuple(items) if head == _TUPLE else items
+        if head == _DICTIONARY and len(sexp) == 1:
+            return {}
+    return _plain_unleaf(sexp)
+
+
 def _number(data: bytes, start: int, end: int) -> int:
     """A base-128 number, least significant digit first."""
     value = 0
@@ -43,6 +117,25 @@ class Broker(pb.Broker):
         if hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)
         super().connectionMade()
+
+    def serialize(
+        self,
+        object: Any,
+        perspective: Any = None,
+        method: Any = None,
+        args: Any = None,
+        kw: Any = None,
+    ) -> Any:
+        sexp = plain_jelly(object)
+        if sexp is _NO_VALUE:
+            return super().serialize(object, perspective, method, args, kw)
+        return sexp
+
+    def unserialize(self, sexp: Any, perspective: Any = None) -> Any:
+        value = plain_unjelly(sexp)
+        if value is _NO_VALUE:
+            return super().unserialize(sexp, perspective)
+        return value
 
     def dataReceived(self, chunk: bytes) -> None:
         """Decode the same items, with the same limits, as L{banana.Banana}."""

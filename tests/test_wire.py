@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
 from twisted.spread import banana, jelly, pb
 
-from chupacabra._wire import Broker
+from chupacabra._wire import _NO_VALUE as NO_VALUE
+from chupacabra._wire import Broker, plain_jelly, plain_unjelly
 from chupacabra.gateway._line import LineFactory
 from chupacabra.gateway._link import _BrokerFactory
 from chupacabra.service._pb import server_factory
@@ -150,3 +151,64 @@ def test_more_than_a_thousand_players_share_one_link(world: World) -> None:
     first.send("PLAY tictactoe")
     assert second.send("PLAY tictactoe")[0].startswith("OK")
     assert world.link.up
+
+
+plain_leaves = (
+    st.text() | st.binary() | st.none() | st.integers(-(2**80), 2**80) | st.booleans()
+)
+anything = st.recursive(
+    plain_leaves | st.floats(allow_nan=False),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(anything)
+def test_plain_values_cross_as_jelly_would_send_them(value: Any) -> None:
+    """Whatever the shortcut encodes, it encodes exactly as jelly does."""
+    sexp = plain_jelly(value)
+    if sexp is not NO_VALUE:
+        assert sexp == jelly.jelly(value)
+
+
+shortcut_leaves = st.text() | st.binary() | st.none() | st.integers(-(2**80), 2**80)
+
+
+@given(st.lists(shortcut_leaves, max_size=6), st.booleans())
+def test_moves_and_answers_take_the_shortcut(items: list[Any], as_tuple: bool) -> None:
+    """Plain leaves alone or in a flat tuple or list go both ways unjellied."""
+    for value in [tuple(items) if as_tuple else items, *items]:
+        sexp = plain_jelly(value)
+        assert sexp == jelly.jelly(value)
+        assert plain_unjelly(sexp) == value
+        assert type(plain_unjelly(sexp)) is type(value)
+
+
+def test_booleans_and_nesting_go_through_jelly() -> None:
+    """jelly has its own forms for these: the shortcut leaves them alone."""
+    for value in [True, (1, False), ("a", ("b",)), {"a": 1}, 1.5, [[]]]:
+        assert plain_jelly(value) is NO_VALUE
+
+
+@given(anything)
+def test_anything_unjellies_as_jelly_would(value: Any) -> None:
+    """Decoding takes the shortcut only where it gives jelly's answer."""
+    sexp = jelly.jelly(value)
+    shortcut = plain_unjelly(sexp)
+    if shortcut is not NO_VALUE:
+        assert shortcut == jelly.unjelly(sexp)
+        assert type(shortcut) is type(jelly.unjelly(sexp))
+
+
+def test_bad_text_fails_as_jelly_does() -> None:
+    """A string that is not UTF-8 is refused, not passed on as bytes."""
+    for decode in (plain_unjelly, jelly.unjelly):
+        try:
+            decode([b"tuple", [b"unicode", b"\xff"]])
+        except UnicodeDecodeError:
+            continue
+        raise AssertionError(f"{decode} took bad UTF-8")

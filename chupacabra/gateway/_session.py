@@ -229,12 +229,13 @@ class Session:
         return _run(run())
 
     def move(self, match: str | None, move: str) -> defer.Deferred[Event]:
-        async def run() -> Event:
+        # The busiest command: plain callbacks, no coroutine around them.
+        try:
             player = self._need_player()
             handle = player.pick(match)
-            return player.answered(await handle.call("move", player.name, move))
-
-        return _run(run())
+        except CommandError:
+            return defer.fail()
+        return handle.call("move", player.name, move).addCallback(player.answered)
 
     def forfeit(self, match: str | None = None) -> defer.Deferred[Event]:
         async def run() -> Event:
