@@ -212,3 +212,41 @@ def test_bad_text_fails_as_jelly_does() -> None:
         except UnicodeDecodeError:
             continue
         raise AssertionError(f"{decode} took bad UTF-8")
+
+
+def _sent(broker_class: type[pb.Broker], value: Any) -> bytes:
+    broker = broker_class()
+    transport = StringTransport()
+    broker.makeConnection(transport)
+    broker.currentDialect = b"pb"
+    transport.clear()
+    broker.sendEncoded(value)
+    return transport.value()
+
+
+sexps = st.recursive(
+    st.binary(max_size=12)
+    | st.sampled_from([b"message", b"answer", b"tuple", b"unicode", b"remote"])
+    | st.integers(-(2**100), 2**100)
+    | st.floats(allow_nan=False)
+    | st.booleans(),
+    lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner),
+    max_leaves=25,
+)
+
+
+@given(sexps)
+def test_encodes_byte_for_byte_as_twisted_does(value: Any) -> None:
+    """What the broker writes is exactly what Twisted's banana writes."""
+    assert _sent(Broker, value) == _sent(pb.Broker, value)
+
+
+def test_refuses_to_encode_what_twisted_refuses() -> None:
+    """Objects banana has no form for fail the same way."""
+    for value in [object(), [1, object()], 2**500]:
+        for broker_class in (Broker, pb.Broker):
+            try:
+                _sent(broker_class, value)
+            except banana.BananaError:
+                continue
+            raise AssertionError(f"{broker_class} sent {value!r}")

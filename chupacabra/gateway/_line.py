@@ -117,7 +117,9 @@ def _words(raw: bytes) -> list[str]:
         line = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise CommandError("bad-encoding", "lines must be UTF-8 text")
-    if any(unicodedata.category(c) == "Cc" and c != "\t" for c in line):
+    if not line.isprintable() and any(
+        unicodedata.category(c) == "Cc" and c != "\t" for c in line
+    ):
         raise CommandError(
             "control-characters", "lines may not hold control characters"
         )
