@@ -358,16 +358,18 @@ class Store:
     def record_move(
         self, match_id: str, number: int, player: str, move: str, at: float
     ) -> defer.Deferred[None]:
-        """Append move ``number`` (from 1) and restart the turn clock."""
+        """
+        Append move ``number`` (from 1), which restarts the turn clock.
+
+        The clock's start is read back as the later of the match's
+        ``turn_started_at`` and its last move's time, so a move is one row.
+        """
 
         def insert(cursor: _Cursor) -> None:
             cursor.execute(
                 "INSERT INTO moves (match_id, number, player, move, at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (match_id, number, player, move, at),
-            )
-            cursor.execute(
-                "UPDATE matches SET turn_started_at = ? WHERE id = ?", (at, match_id)
             )
 
         return self._grouped(insert)
@@ -460,11 +462,15 @@ def _record(cursor: _Cursor, row: Any) -> MatchRecord:
     match_id = row[0]
     inner = cursor.cursor.connection.cursor()
     inner.execute(
-        cursor.sql("SELECT move FROM moves WHERE match_id = ? ORDER BY number"),
+        cursor.sql("SELECT move, at FROM moves WHERE match_id = ? ORDER BY number"),
         (match_id,),
     )
-    moves = [m[0] for m in inner.fetchall()]
+    rows = inner.fetchall()
     inner.close()
+    moves = [m[0] for m in rows]
+    turn_started_at = float(row[7])
+    if rows:
+        turn_started_at = max(turn_started_at, float(rows[-1][1]))
     return MatchRecord(
         id=match_id,
         game=row[1],
@@ -473,7 +479,7 @@ def _record(cursor: _Cursor, row: Any) -> MatchRecord:
         winner=row[4],
         reason=row[5],
         started_at=float(row[6]),
-        turn_started_at=float(row[7]),
+        turn_started_at=turn_started_at,
         ended_at=None if row[8] is None else float(row[8]),
         moves=moves,
     )

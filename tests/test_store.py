@@ -371,6 +371,11 @@ async def test_a_match_is_kept_move_by_move(store: Any) -> None:
     assert live.moves == ["5", "1"]
     assert live.turn_started_at == 120.5
     assert await store.live_matches("elsewhere") == []
+    # A restart moves the clock on without a move; the later time counts.
+    await store.set_turn_started("m1", 125.0)
+    assert (await store.live_matches("svc"))[0].turn_started_at == 125.0
+    await store.record_move("m1", 3, "ann", "9", 126.0)
+    assert (await store.live_matches("svc"))[0].turn_started_at == 126.0
 
     await store.finish_match("m1", "ann", "win", 130.0)
     assert await store.live_matches("svc") == []

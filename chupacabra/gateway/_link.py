@@ -192,4 +192,8 @@ def call_remote(
             return failure
         raise error
 
-    return defer.maybeDeferred(ref.callRemote, method, *args).addErrback(translate)
+    try:
+        d: defer.Deferred[Any] = ref.callRemote(method, *args)
+    except Exception:
+        d = defer.fail()
+    return d.addErrback(translate)

@@ -295,14 +295,16 @@ class Match(pb.Referenceable):
         )
 
 
-@attrs.define
 class _Caller:
     """The gateway a move came from, and what to answer it."""
 
-    broker: Any
-    result: Event = attrs.Factory(dict)
-    events: list[Event] = attrs.Factory(list)
-    recipients: list[str] = attrs.Factory(list)
+    __slots__ = ("broker", "events", "recipients", "result")
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self.result: Event = {}
+        self.events: list[Event] = []
+        self.recipients: list[str] = []
 
     def answer(self) -> str:
         return json.dumps(
