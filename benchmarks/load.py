@@ -534,6 +534,22 @@ def scenario_matches(args: argparse.Namespace, root: Path, progress: Progress) -
                 ceiling = run.measure([{"name": "ceiling"}])
                 ceiling.update(scenario="ceiling", mode="relay", matches=count)
                 runs.append(ceiling)
+                if args.half_load:
+                    # The bare relay's latency at half its own saturating
+                    # rate: what this machine allows at such a load.
+                    half = ceiling["phases"][0]["rate"] / 2
+                    paced = run.measure(
+                        [{"name": "half-load"}],
+                        move_rate=half / len(run.loadgen.procs),  # type: ignore[union-attr]
+                    )
+                    paced.update(
+                        scenario="ceiling",
+                        mode="relay",
+                        matches=count,
+                        target_rate=half,
+                    )
+                    paced["label"] = f"ceiling-half-{count}"
+                    runs.append(paced)
         for mode in args.modes:
             label = f"matches-{count}-{mode}"
             with (
