@@ -87,24 +87,37 @@ async def from_store(work: Awaitable[T]) -> T:
 _log = Logger()
 
 
-_niced = threading.local()
+_lowered = threading.local()
 
-#: How much lower than the reactor the bcrypt threads run (Linux nice).
-BCRYPT_NICENESS = 10
+#: The niceness bcrypt threads take where Linux's SCHED_IDLE is missing.
+BCRYPT_NICENESS = 19
+
+
+def _lower_priority() -> None:
+    """
+    Make the calling thread run only when the CPU has nothing else to do.
+
+    Logins queue rather than slow the moves of players already playing.
+    """
+    thread = threading.get_native_id()
+    try:
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, BCRYPT_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not allowed: run at the usual priority
 
 
 def _yielding(work: Callable[..., T]) -> Callable[..., T]:
     """``work``, run in a thread that gives way to the reactor for the CPU."""
 
     def run(*args: Any) -> T:
-        if not getattr(_niced, "done", False):
-            _niced.done = True
-            try:
-                thread = threading.get_native_id()
-                nice = os.getpriority(os.PRIO_PROCESS, thread) + BCRYPT_NICENESS
-                os.setpriority(os.PRIO_PROCESS, thread, min(nice, 19))
-            except (AttributeError, OSError):
-                pass  # not Linux, or not allowed: run at the usual priority
+        if not getattr(_lowered, "done", False):
+            _lowered.done = True
+            _lower_priority()
         return work(*args)
 
     return run
