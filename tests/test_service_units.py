@@ -9,6 +9,7 @@ import pytest
 from conftest import World
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 
 from chupacabra.games import installed_games
 from chupacabra.service import MatchService
@@ -151,3 +152,33 @@ def test_history_while_the_store_is_down_is_unavailable() -> None:
         "ERR unavailable the store is unreachable; try again shortly"
     ]
     assert player.send("WHO")[0] == "OK 1 player online"
+
+
+def test_activity_is_logged_once_a_minute_not_per_match() -> None:
+    """One line sums up the matches of the last minute; quiet minutes log none."""
+    clock = Clock()
+    service = MatchService(installed_games(), clock, turn_timeout=3600)
+    lines: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace", "").startswith("chupacabra"):
+            lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        service.start_reports()
+        for name in ("alice", "bob", "cy", "di", "ed"):
+            service.attach(name, _Ref(), "gateway-a")
+            service.seek(name, "tictactoe")
+        [first, _] = service.matches.values()
+        first.remote_forfeit(first.players[0])
+        assert lines == []
+        clock.advance(60)
+        assert lines == ["2 matches started and 1 ended; 1 live, 1 players waiting"]
+        clock.advance(60)
+        assert len(lines) == 1
+        service.seek("ann", "tictactoe")
+        service.stop_reports()
+        assert lines[1:] == ["1 matches started and 0 ended; 2 live, 0 players waiting"]
+    finally:
+        globalLogPublisher.removeObserver(observe)

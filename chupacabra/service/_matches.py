@@ -20,6 +20,8 @@ from ..games import Game, MoveError, Outcome
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 #: Seconds between notes in the store that the service is alive.
 HEARTBEAT = 5.0
+#: Seconds between log lines summing up the matches played.
+REPORT_INTERVAL = 60.0
 
 Event = dict[str, Any]
 
@@ -116,12 +118,7 @@ class Match(pb.Referenceable):
         event["labels"] = list(self.game.seat_labels)
         event.update(self._position())
         self._start_turn()
-        self.log.info(
-            "match {match} of {game} started: {players}",
-            match=self.id,
-            game=self.game.name,
-            players=self.players,
-        )
+        self.service.started += 1
         self._push(event, with_ref=True)
 
     def resume(self, moves: list[str], elapsed: float) -> None:
@@ -162,12 +159,7 @@ class Match(pb.Referenceable):
         self.outcome = outcome
         self.service.finished(self)
         winner = self._winner_name()
-        self.log.info(
-            "match {match} ended: {reason}, winner {winner}",
-            match=self.id,
-            reason=outcome.reason,
-            winner=winner,
-        )
+        self.service.ended += 1
         ended = {
             "event": "match-ended",
             "match": self.id,
@@ -355,6 +347,11 @@ class MatchService:
         self.listeners: dict[str, dict[Any, Listener]] = {}
         self._heartbeat = task.LoopingCall(self._beat)
         self._heartbeat.clock = clock
+        #: Matches started and ended since the last activity report.
+        self.started = 0
+        self.ended = 0
+        self._reports = task.LoopingCall(self.report)
+        self._reports.clock = clock
 
     # The store
 
@@ -412,6 +409,34 @@ class MatchService:
             self._heartbeat.stop()
             return self._beat()
         return defer.succeed(None)
+
+    def start_reports(self, interval: float = REPORT_INTERVAL) -> None:
+        """Log a line of activity every ``interval`` seconds, when there is any."""
+        if not self._reports.running:
+            self._reports.start(interval, now=False)
+
+    def stop_reports(self) -> None:
+        if self._reports.running:
+            self._reports.stop()
+            self.report()
+
+    def report(self) -> None:
+        """
+        Log how many matches started and ended since the last report.
+
+        One line a minute rather than one per match: every match is in the
+        store, and a busy service starts thousands.
+        """
+        if self.started or self.ended:
+            self.log.info(
+                "{started} matches started and {ended} ended;"
+                " {live} live, {waiting} players waiting",
+                started=self.started,
+                ended=self.ended,
+                live=len(self.matches),
+                waiting=sum(len(queue) for queue in self.queues.values()),
+            )
+        self.started = self.ended = 0
 
     def _beat(self) -> defer.Deferred[Any]:
         d = self.durably("beat", self.name, self.clock.seconds())
@@ -537,7 +562,6 @@ class MatchService:
         waiting = [name for name in queue if name != player]
         if len(waiting) + 1 < game.players:
             queue[player] = None
-            self.log.info("{player} waits for {game}", player=player, game=game_name)
             return {"status": "waiting", "game": game_name}
 
         seated = [*waiting[: game.players - 1], player]

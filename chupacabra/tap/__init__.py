@@ -489,10 +489,12 @@ class GameService(service.MultiService):
 
     def _listening(self, port: IListeningPort) -> None:
         self.matches.start_heartbeat()
+        self.matches.start_reports()
         self.on_listening(port)
 
     def stopService(self) -> Any:
         super().stopService()
+        self.matches.stop_reports()
         return self.matches.stop_heartbeat()
 
 
