@@ -537,18 +537,8 @@ def scenario_matches(args: argparse.Namespace, root: Path, progress: Progress) -
                 if args.half_load:
                     # The bare relay's latency at half its own saturating
                     # rate: what this machine allows at such a load.
-                    half = ceiling["phases"][0]["rate"] / 2
-                    paced = run.measure(
-                        [{"name": "half-load"}],
-                        move_rate=half / len(run.loadgen.procs),  # type: ignore[union-attr]
-                    )
-                    paced.update(
-                        scenario="ceiling",
-                        mode="relay",
-                        matches=count,
-                        target_rate=half,
-                    )
-                    paced["label"] = f"ceiling-half-{count}"
+                    paced = _half_load(run, ceiling, f"ceiling-half-{count}")
+                    paced.update(scenario="ceiling", mode="relay", matches=count)
                     runs.append(paced)
         for mode in args.modes:
             label = f"matches-{count}-{mode}"
@@ -568,17 +558,21 @@ def scenario_matches(args: argparse.Namespace, root: Path, progress: Progress) -
                 result["ceiling_rate"] = ceiling and ceiling["phases"][0]["rate"]
                 runs.append(result)
                 if args.half_load:
-                    half = result["phases"][0]["rate"] / 2
-                    paced = run.measure(
-                        [{"name": "half-load"}],
-                        move_rate=half / len(run.loadgen.procs),  # type: ignore[union-attr]
-                    )
-                    paced.update(
-                        scenario="half-load", mode=mode, matches=count, target_rate=half
-                    )
-                    paced["label"] = f"half-load-{count}-{mode}"
+                    paced = _half_load(run, result, f"half-load-{count}-{mode}")
+                    paced.update(scenario="half-load", mode=mode, matches=count)
                     runs.append(paced)
     return runs
+
+
+def _half_load(run: Run, saturated: dict[str, Any], label: str) -> dict[str, Any]:
+    """Measure ``run`` again, paced at half the rate of ``saturated``."""
+    half = saturated["phases"][0]["rate"] / 2
+    paced = run.measure(
+        [{"name": "half-load"}],
+        move_rate=half / len(run.loadgen.procs),  # type: ignore[union-attr]
+    )
+    paced.update(target_rate=half, label=label)
+    return paced
 
 
 def scenario_pair(args: argparse.Namespace, root: Path, progress: Progress) -> list:

@@ -33,15 +33,21 @@ class _Ref:
         return None
 
 
-def test_a_player_on_two_gateways_hears_on_both() -> None:
-    """Updates reach a player through every gateway they are logged in to."""
+def _alice_on_two_gateways_plays_bob() -> tuple[MatchService, _Ref, _Ref, _Ref]:
+    """Alice on gateways A and B, Bob on A, matched: the service and refs."""
     service = MatchService(installed_games(), Clock())
-    on_a, on_b, bob = _Ref(), _Ref(), _Ref()
-    service.attach("alice", on_a, "gateway-a")
-    service.attach("alice", on_b, "gateway-b")
-    service.attach("bob", bob, "gateway-a")
+    alice_a, alice_b, bob_a = _Ref(), _Ref(), _Ref()
+    service.attach("alice", alice_a, "gateway-a")
+    service.attach("alice", alice_b, "gateway-b")
+    service.attach("bob", bob_a, "gateway-a")
     service.seek("alice", "tictactoe")
     service.seek("bob", "tictactoe")
+    return service, alice_a, alice_b, bob_a
+
+
+def test_a_player_on_two_gateways_hears_on_both() -> None:
+    """Updates reach a player through every gateway they are logged in to."""
+    _, on_a, on_b, bob = _alice_on_two_gateways_plays_bob()
     # Gateway A gets one message for both of its players, through either
     # player's reference; gateway B gets its own for alice.
     to_a = on_a.recipients + bob.recipients
@@ -80,13 +86,7 @@ def test_a_move_answers_its_own_gateway_and_pushes_to_others() -> None:
     The calling gateway gets a move's updates with its answer, and no push;
     every other gateway gets one push.
     """
-    service = MatchService(installed_games(), Clock())
-    alice_a, alice_b, bob_a = _Ref(), _Ref(), _Ref()
-    service.attach("alice", alice_a, "gateway-a")
-    service.attach("alice", alice_b, "gateway-b")
-    service.attach("bob", bob_a, "gateway-a")
-    service.seek("alice", "tictactoe")
-    service.seek("bob", "tictactoe")
+    service, alice_a, alice_b, bob_a = _alice_on_two_gateways_plays_bob()
     [match] = service.matches.values()
     first, second = match.players
     for ref in (alice_a, alice_b, bob_a):
