@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -351,13 +352,12 @@ def test_gateway_offers_the_games_of_two_game_services(
     """A gateway linked to two game services lists and plays all their games."""
     data = ["--data", str(tmp_path / "data")]
     small, boards, line_port, http_port = ports(4)
-    services = {}
     for port, games, name in [
         (small, "tictactoe", "small"),
         (boards, "connect4,reversi", "boards"),
     ]:
         options = ["--games", games, "--service-name", name]
-        services[games] = start_game(launch, port, *data, *options, log=name)
+        start_game(launch, port, *data, *options, log=name)
     start_gateway(launch, line_port, http_port, [small, boards], *data)
 
     alice = connect(line_port, "alice")
@@ -378,8 +378,10 @@ def test_gateway_offers_the_games_of_two_game_services(
     for game, (match, leader, other) in started.items():
         play_any(leader, other, match, games[game])
         expect_end([leader, other], match, f"{leader.name} won")
-        [server] = [s for served, s in services.items() if game in served]
-        assert f"match {match} of {game} started" in server.log()
+        # The store says which service hosted it.
+        with sqlite3.connect(tmp_path / "data" / "chupacabra.sqlite3") as db:
+            [(host,)] = db.execute("SELECT service FROM matches WHERE id = ?", (match,))
+        assert host == ("small" if game == "tictactoe" else "boards")
 
     assert alice.ask("MATCHES") == "OK 0 live matches"
     # Both services read the shared store; each match is listed once.
