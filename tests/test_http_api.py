@@ -774,11 +774,11 @@ def test_unknown_path(api: Api, path: str) -> None:
     ("method", "path", "allow"),
     [
         ("GET", "/v1/accounts", "POST"),
-        ("DELETE", "/v1/games", "GET"),
-        ("PATCH", "/v1/seeks/abc", "DELETE, GET"),
-        ("POST", "/v1/events", "GET"),
-        ("PUT", "/healthz", "GET"),
-        ("HEAD", "/v1/openapi.json", "GET"),
+        ("DELETE", "/v1/games", "GET, HEAD"),
+        ("PATCH", "/v1/seeks/abc", "DELETE, GET, HEAD"),
+        ("POST", "/v1/events", "GET, HEAD"),
+        ("PUT", "/healthz", "GET, HEAD"),
+        ("HEAD", "/v1/accounts", "POST"),
     ],
 )
 def test_wrong_method(api: Api, method: str, path: str, allow: str) -> None:
@@ -789,6 +789,37 @@ def test_wrong_method(api: Api, method: str, path: str, allow: str) -> None:
     assert answer.header("allow") == allow
     if method != "HEAD":
         assert answer.error() == "method-not-allowed"
+    else:
+        assert answer.body == b""
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/games", "/v1/openapi.json"])
+def test_head_is_get_without_the_body(api: Api, path: str) -> None:
+    """HEAD answers what GET would, headers and length included, with no body."""
+    got = api.call("GET", path)
+    head = api.call("HEAD", path)
+
+    assert head.status == got.status == 200
+    assert head.body == b""
+    assert head.header("content-type") == got.header("content-type")
+    assert head.header("content-length") == str(len(got.body))
+
+
+def test_head_needs_the_same_token_as_get(api: Api) -> None:
+    """HEAD on a route that needs a token is refused without one, like GET."""
+    assert api.call("HEAD", "/v1/matches").status == 401
+    token = api.account("alice")
+    assert api.call("HEAD", "/v1/matches", token=token).status == 200
+
+
+def test_head_on_the_event_stream_opens_no_stream(api: Api) -> None:
+    """HEAD /v1/events gives the stream's headers and ends at once."""
+    token = api.account("alice")
+    head = api.call("HEAD", "/v1/events", token=token)
+
+    assert head.status == 200
+    assert head.header("content-type") == "text/event-stream; charset=utf-8"
+    assert head.body == b""
 
 
 def test_preflight(api: Api) -> None:
@@ -796,8 +827,10 @@ def test_preflight(api: Api) -> None:
     answer = api.call("OPTIONS", "/v1/seeks/abc")
 
     assert answer.status == 204
-    assert answer.header("allow") == "DELETE, GET, OPTIONS"
-    assert answer.header("access-control-allow-methods") == "DELETE, GET, OPTIONS"
+    assert answer.header("allow") == "DELETE, GET, HEAD, OPTIONS"
+    assert answer.header("access-control-allow-methods") == (
+        "DELETE, GET, HEAD, OPTIONS"
+    )
     headers = answer.header("access-control-allow-headers") or ""
     assert "authorization" in headers
     assert "last-event-id" in headers

@@ -189,10 +189,15 @@ class ApiResource(resource.Resource):
         found = [(r, m) for r in ROUTES if (m := r.pattern.match(path))]
         if not found:
             raise CommandError("not-found", f"there is nothing at {path}")
-        allowed = sorted({r.method for r, _ in found})
+        methods = {r.method for r, _ in found}
+        if "GET" in methods:
+            methods.add("HEAD")
+        allowed = sorted(methods)
         if method == "OPTIONS":
             return Reply(204, None, _preflight(allowed))
-        matching = [(r, m) for r, m in found if r.method == method]
+        # HEAD is GET without the body, which twisted.web leaves out.
+        wanted = "GET" if method == "HEAD" else method
+        matching = [(r, m) for r, m in found if r.method == wanted]
         if not matching:
             error = CommandError(
                 "method-not-allowed", f"{path} allows {', '.join(allowed)}"
@@ -209,6 +214,9 @@ class ApiResource(resource.Resource):
         session: Session | None = None
         if route.auth:
             session = await self._authenticate(request, route)
+        if method == "HEAD" and route.name == "events":
+            # The stream's headers, without opening the stream.
+            return Reply(200, None, dict(EVENT_STREAM_HEADERS))
         handler: Handler = getattr(self, "_" + route.name)
         values = {k: unquote(v) for k, v in params.groupdict().items()}
         return await handler(request, session, body, **values)
@@ -387,6 +395,12 @@ class ApiResource(resource.Resource):
         EventStream(request, session, self.clock).start(last_id)
 
 
+EVENT_STREAM_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+}
+
+
 class EventStream:
     """One open ``GET /v1/events`` response."""
 
@@ -400,8 +414,8 @@ class EventStream:
 
     def start(self, last_id: int | None) -> None:
         request = self.request
-        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-cache")
+        for name, value in EVENT_STREAM_HEADERS.items():
+            request.setHeader(name.encode(), value.encode())
         request.write(b"retry: 2000\n\n")
 
         log = self.session.log_
