@@ -174,11 +174,15 @@ def test_activity_is_logged_once_a_minute_not_per_match() -> None:
         first.remote_forfeit(first.players[0])
         assert lines == []
         clock.advance(60)
-        assert lines == ["2 matches started and 1 ended; 1 live, 1 players waiting"]
+        assert lines == [
+            "2 matches started and 1 ended; 1 live, 1 waiting for an opponent"
+        ]
         clock.advance(60)
         assert len(lines) == 1
         service.seek("ann", "tictactoe")
         service.stop_reports()
-        assert lines[1:] == ["1 matches started and 0 ended; 2 live, 0 players waiting"]
+        assert lines[1:] == [
+            "1 matches started and 0 ended; 2 live, 0 waiting for an opponent"
+        ]
     finally:
         globalLogPublisher.removeObserver(observe)

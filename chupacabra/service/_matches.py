@@ -430,7 +430,7 @@ class MatchService:
         if self.started or self.ended:
             self.log.info(
                 "{started} matches started and {ended} ended;"
-                " {live} live, {waiting} players waiting",
+                " {live} live, {waiting} waiting for an opponent",
                 started=self.started,
                 ended=self.ended,
                 live=len(self.matches),
