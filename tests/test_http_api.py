@@ -82,6 +82,8 @@ BODY_ROUTES = [
         (b"{", "not valid JSON"),
         (b'{"username": "alice",}', "not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
+        (b'{"move": "\\ud800", "username": "x", "password": "y"}', "not valid JSON"),
+        (b'{"old_password": "a\\udfff"}', "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
         (b'"alice"', "must be a JSON object"),
         (b"null", "must be a JSON object"),
@@ -1183,3 +1185,19 @@ def test_access_log_leaves_out_query_strings() -> None:
     line = _access_log("[04/Dec/2026:00:00:00 +0000]", request)
     assert "secret-token" not in line
     assert '"GET /v1/events HTTP/1.0"' in line
+
+
+def test_a_move_with_half_a_surrogate_pair_is_refused(api: Api) -> None:
+    """A move escaped as a lone UTF-16 surrogate is a 400, and play goes on."""
+    alice, bob = api.account("alice"), api.account("bob")
+    first, _, match = api.match(alice, bob)
+    answer = api.call(
+        "POST",
+        f"/v1/matches/{match}/moves",
+        data=b'{"move": "\\ud800"}',
+        token=first,
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status == 400
+    assert answer.error() == "bad-request"
+    assert api.move(first, match, 5).status == 201

@@ -186,3 +186,120 @@ def test_activity_is_logged_once_a_minute_not_per_match() -> None:
         ]
     finally:
         globalLogPublisher.removeObserver(observe)
+
+
+class _HeldStore:
+    """A store whose match writes wait until the test lets them finish."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def _held(self, name: str, *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.writes.append((name, args, d))
+        return d
+
+    def create_match(self, *args: Any) -> defer.Deferred[Any]:
+        return defer.succeed(True)
+
+    def record_move(self, *args: Any) -> defer.Deferred[Any]:
+        return self._held("move", *args)
+
+    def finish_match(self, *args: Any) -> defer.Deferred[Any]:
+        return self._held("finish", *args)
+
+    def finish(self, outcome: Any = None) -> None:
+        """Let the oldest held write succeed (or fail with ``outcome``)."""
+        _, _, d = self.writes.pop(0)
+        if isinstance(outcome, Exception):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)
+
+
+def _held_match() -> tuple[_HeldStore, Any, _Ref, _Ref, str, str]:
+    store = _HeldStore()
+    service = MatchService(installed_games(), Clock(), store=store)
+    alice, bob = _Ref(), _Ref()
+    service.attach("alice", alice, "gateway-a")
+    service.attach("bob", bob, "gateway-b")
+    service.seek("alice", "tictactoe")
+    service.seek("bob", "tictactoe")
+    [match] = service.matches.values()
+    x, o = match.players
+    alice.events.clear()
+    bob.events.clear()
+    return store, match, alice, bob, x, o
+
+
+def _told(*refs: _Ref) -> list[list[tuple[str, Any]]]:
+    return [[(e["event"], e.get("move")) for e in ref.events] for ref in refs]
+
+
+def _outcome(d: defer.Deferred[Any]) -> list[Any]:
+    """What ``d`` ends with, in a list that stays empty until it does."""
+    got: list[Any] = []
+    d.addBoth(got.append)
+    return got
+
+
+def test_a_move_waits_for_the_one_being_stored() -> None:
+    """
+    A move sent while the opponent's is still being stored is judged, and
+    told, only after it: every reply and update shows the position in order.
+    """
+    store, match, alice, bob, x, o = _held_match()
+    first = _outcome(match.remote_move(x, "1"))
+    second = _outcome(match.remote_move(o, "2"))
+    assert first == second == []
+    assert [name for name, _, _ in store.writes] == ["move"]
+
+    store.finish()
+    assert json.loads(first[0])["result"]["to_move"] == o
+    assert second == []
+    assert [args[1:4] for _, args, _ in store.writes] == [(2, o, "2")]
+    assert alice.events[0]["board"]["cells"].count(None) == 8
+
+    store.finish()
+    assert json.loads(second[0])["result"]["to_move"] == x
+    assert _told(alice, bob) == [[("moved", "1"), ("moved", "2")]] * 2
+    assert match.moves == ["1", "2"]
+
+
+def test_a_forfeit_after_a_final_move_is_too_late() -> None:
+    """A forfeit sent while a match-ending move is stored finds the game over."""
+    store, match, alice, bob, x, o = _held_match()
+    for player, cell in [(x, "1"), (o, "4"), (x, "2"), (o, "5")]:
+        match.remote_move(player, cell)
+        store.finish()
+    winning = _outcome(match.remote_move(x, "3"))
+    forfeit = _outcome(match.remote_forfeit(o))
+    store.finish()  # the move
+    store.finish()  # the end of the match
+    assert json.loads(winning[0])["result"]["to_move"] is None
+    assert forfeit[0].value.code == "game-over"
+    ends = [e for e in alice.events + bob.events if e["event"] == "match-ended"]
+    assert [(e["winner"], e["reason"]) for e in ends] == [(x, "win")] * 2
+    assert (match.service.started, match.service.ended) == (1, 1)
+
+
+@pytest.mark.expected_log("could not store {what} match {match}")
+def test_a_move_that_cannot_be_stored_is_undone_before_the_next() -> None:
+    """
+    When a move's write fails it is taken back, and a move sent meanwhile
+    is then judged against the position without it.
+    """
+    store, match, alice, bob, x, o = _held_match()
+    first = _outcome(match.remote_move(x, "1"))
+    second = _outcome(match.remote_move(o, "2"))
+    store.finish(OSError("disk full"))
+    assert first[0].value.code == "unavailable"
+    assert second[0].value.code == "not-your-turn"
+    assert match.moves == []
+    assert alice.events == bob.events == []
+
+    again = _outcome(match.remote_move(x, "5"))
+    assert store.writes[0][1][:4] == (match.id, 1, x, "5")
+    store.finish()
+    assert json.loads(again[0])["result"]["move"] == "5"
+    assert match.moves == ["5"]

@@ -232,6 +232,8 @@ class ApiResource(resource.Resource):
             )
         try:
             body = json.loads(raw)
+            # JSON may escape half of a UTF-16 pair ("\ud800"): no text.
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
         except (ValueError, RecursionError):
             raise CommandError("bad-request", "the body is not valid JSON in UTF-8")
         if not isinstance(body, dict):

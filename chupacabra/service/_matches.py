@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -68,6 +70,9 @@ class Match(pb.Referenceable):
         self._turn_started = service.clock.seconds()
         #: The broker of the remote call being answered, if any.
         self._broker: Any = None
+        #: Moves and forfeits waiting for the one being stored.
+        self._queue: deque[defer.Deferred[None]] = deque()
+        self._changing = False
 
     # Views of the match
 
@@ -215,6 +220,29 @@ class Match(pb.Referenceable):
         self._seat_of(player)
         return self.snapshot()
 
+    def _one_at_a_time(self, change: Callable[[], Any]) -> defer.Deferred[Any]:
+        """
+        Run ``change`` (a move or a forfeit) once the one before it is
+        stored and told, so that each is judged against a position that
+        is on disk and known to the players, in the order they came.
+        """
+        if not self._changing:
+            return self._run(change)
+        turn: defer.Deferred[None] = defer.Deferred()
+        self._queue.append(turn)
+        return turn.addCallback(lambda _: self._run(change))
+
+    def _run(self, change: Callable[[], Any]) -> defer.Deferred[Any]:
+        self._changing = True
+
+        def done(result: Any) -> Any:
+            self._changing = False
+            if self._queue:
+                self._queue.popleft().callback(None)
+            return result
+
+        return maybeDeferred(change).addBoth(done)
+
     def remote_move(self, player: str, text: str) -> defer.Deferred[str]:
         """
         Play ``text`` for ``player``; answer with JSON, once it is stored.
@@ -224,6 +252,9 @@ class Match(pb.Referenceable):
         each way per move, like any remote call.
         """
         caller = _Caller(self._broker)
+        return self._one_at_a_time(lambda: self._move(caller, player, text))
+
+    def _move(self, caller: _Caller, player: str, text: str) -> defer.Deferred[str]:
         seat = self._seat_of(player)
         if self.outcome is not None:
             raise ServiceError("game-over", f"match {self.id} is over")
@@ -234,8 +265,7 @@ class Match(pb.Referenceable):
         except MoveError as e:
             raise ServiceError(e.code, e.message)
 
-        # Taken at once, so that nothing else can move meanwhile; made
-        # known only once stored.
+        # Nothing else changes the match until this is stored and told.
         previous, elapsed = (
             self.state,
             self.service.clock.seconds() - self._turn_started,
@@ -278,6 +308,9 @@ class Match(pb.Referenceable):
         return d.addCallbacks(stored, lost)
 
     def remote_forfeit(self, player: str) -> defer.Deferred[Event]:
+        return self._one_at_a_time(lambda: self._forfeit(player))
+
+    def _forfeit(self, player: str) -> defer.Deferred[Event]:
         seat = self._seat_of(player)
         if self.outcome is not None:
             raise ServiceError("game-over", f"match {self.id} is over")
