@@ -21,9 +21,23 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from twisted.spread import banana, pb
+from twisted.logger import Logger
+from twisted.spread import banana, jelly, pb
 
 pb.MAX_BROKER_REFS = max(pb.MAX_BROKER_REFS, 10_000_000)
+
+_log = Logger()
+#: What a malformed stream raises in banana, jelly or PB's dispatch.
+_BROKEN_PEER = (
+    banana.BananaError,
+    jelly.InsecureJelly,
+    pb.ProtocolError,
+    NotImplementedError,
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+)
 
 _LIST, _INT, _STRING, _NEG, _FLOAT, _LONGINT, _LONGNEG, _VOCAB = range(0x80, 0x88)
 #: What Twisted's banana allows for a number's prefix, in bytes.
@@ -191,6 +205,20 @@ class Broker(pb.Broker):
             out += b"".join(chunks)
 
     def dataReceived(self, chunk: bytes) -> None:
+        try:
+            self._decode(chunk)
+        except _BROKEN_PEER as e:
+            # A peer that breaks the protocol (or is not PB at all) loses
+            # its connection; it is not a failure of ours to trace back.
+            transport: Any = self.transport
+            _log.warn(
+                "dropped a PB connection from {peer} that broke the protocol: {why}",
+                peer=str(transport.getPeer()),
+                why=f"{type(e).__name__}: {e}"[:200],
+            )
+            transport.loseConnection()
+
+    def _decode(self, chunk: bytes) -> None:
         """Decode the same items, with the same limits, as L{banana.Banana}."""
         data = self.buffer + chunk if self.buffer else chunk
         size = len(data)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from conftest import SECRET, World
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.spread import banana, jelly, pb
 
 from chupacabra._wire import _NO_VALUE as NO_VALUE
@@ -91,24 +93,77 @@ def _b128(number: int) -> bytes:
     return b"".join(parts)
 
 
+BROKEN_STREAMS = [
+    b"\x01" * 65,
+    b"\x01" * 65 + b"\x81",
+    _b128(banana.SIZE_LIMIT + 1) + b"\x82",
+    _b128(banana.SIZE_LIMIT + 1) + b"\x80",
+    b"\x01\x8f",
+]
+
+
 def test_refuses_what_twisted_refuses() -> None:
-    """An over-long number prefix or string length drops the connection."""
-    for stream in [
-        b"\x01" * 65,
-        b"\x01" * 65 + b"\x81",
-        _b128(banana.SIZE_LIMIT + 1) + b"\x82",
-        _b128(banana.SIZE_LIMIT + 1) + b"\x80",
-        b"\x01\x8f",
-    ]:
-        for broker_class in (Broker, pb.Broker):
-            broker = broker_class()
-            broker.makeConnection(StringTransport())
-            broker.currentDialect = b"pb"
-            try:
-                broker.dataReceived(stream)
-            except (banana.BananaError, NotImplementedError):
-                continue
-            raise AssertionError(f"{broker_class} took {stream!r}")
+    """What Twisted's decoder refuses, ours refuses too."""
+    for stream in BROKEN_STREAMS:
+        broker = pb.Broker()
+        broker.makeConnection(StringTransport())
+        broker.currentDialect = b"pb"
+        try:
+            broker.dataReceived(stream)
+        except (banana.BananaError, NotImplementedError):
+            pass
+        else:
+            raise AssertionError(f"Twisted took {stream!r}")
+        ours = Broker()
+        ours.makeConnection(StringTransport())
+        ours.currentDialect = b"pb"
+        try:
+            ours._decode(stream)
+        except (banana.BananaError, NotImplementedError):
+            continue
+        raise AssertionError(f"we took {stream!r}")
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        *BROKEN_STREAMS,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x02\x80\x05\x82hello\x01\x81",
+        b"\x01\x80\x03\x82bad",
+        b"\x01\x80\x01\x87",
+    ],
+)
+def test_a_peer_that_breaks_the_protocol_is_dropped_quietly(
+    world: World, stream: bytes
+) -> None:
+    """
+    Garbage on the game service's PB port closes that connection with one
+    warning, before any login and without a traceback; the link carries on.
+    """
+    warnings: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") == LogLevel.warn:
+            warnings.append(formatEvent(event))
+
+    broker = server_factory(world.service, SECRET).buildProtocol(None)
+    transport = StringTransport()
+    broker.makeConnection(transport)
+    globalLogPublisher.addObserver(observe)
+    try:
+        for byte in range(len(stream)):
+            if transport.disconnecting:
+                break
+            broker.dataReceived(stream[byte : byte + 1])
+        broker.dataReceived(b"\x01\x8f")
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert transport.disconnecting
+    assert len(warnings) >= 1
+    assert all("broke the protocol" in w for w in warnings)
+    first, _, _ = world.pair()
+    assert first.send("MOVE 5")[0].startswith("OK")
 
 
 def test_a_long_read_of_many_messages_decodes_every_one() -> None:
