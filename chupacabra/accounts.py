@@ -89,26 +89,21 @@ _log = Logger()
 
 _lowered = threading.local()
 
-#: The niceness bcrypt threads take where Linux's SCHED_IDLE is missing.
-BCRYPT_NICENESS = 19
+#: How much lower than the reactor the bcrypt threads run (Linux nice).
+#: Enough for a waking reactor to take the CPU back at once; not so much
+#: that other busy programs on the machine could hold logins off for long
+#: (at 10 a bcrypt thread still gets about a tenth of a contended core).
+BCRYPT_NICENESS = 10
 
 
 def _lower_priority() -> None:
-    """
-    Make the calling thread run only when the CPU has nothing else to do.
-
-    Logins queue rather than slow the moves of players already playing.
-    """
+    """Make the calling thread give way to the reactor for the CPU."""
     thread = threading.get_native_id()
     try:
-        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
-        return
+        nice = os.getpriority(os.PRIO_PROCESS, thread) + BCRYPT_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(nice, 19))
     except (AttributeError, OSError):
-        pass
-    try:
-        os.setpriority(os.PRIO_PROCESS, thread, BCRYPT_NICENESS)
-    except (AttributeError, OSError):
-        pass  # not allowed: run at the usual priority
+        pass  # not Linux, or not allowed: run at the usual priority
 
 
 def _yielding(work: Callable[..., T]) -> Callable[..., T]:
