@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import bcrypt
-from twisted.internet import defer
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -87,69 +87,91 @@ async def from_store(work: Awaitable[T]) -> T:
 _log = Logger()
 
 
-_lowered = threading.local()
-
-#: How much lower than the reactor the bcrypt threads run (Linux nice).
-#: Enough for a waking reactor to take the CPU back at once; not so much
-#: that other busy programs on the machine could hold logins off for long
-#: (at 10 a bcrypt thread still gets about a tenth of a contended core).
+#: How long a hash runs on idle CPU time alone before it is given a share
+#: of a busy machine's CPU (seconds).
+IDLE_ONLY_FOR = 1.0
+#: The niceness of a hash that has waited that long: low enough that a
+#: waking reactor still takes the CPU back at once, high enough that
+#: other busy programs on the machine cannot hold logins off.
 BCRYPT_NICENESS = 10
 
 
-def _lower_priority() -> None:
-    """Make the calling thread give way to the reactor for the CPU."""
-    thread = threading.get_native_id()
+def _set_priority(thread: int, idle: bool) -> None:
+    """
+    Run ``thread`` on idle CPU time only, or at BCRYPT_NICENESS.
+
+    Where Linux's scheduling calls are missing or refused, nothing changes.
+    """
     try:
-        nice = os.getpriority(os.PRIO_PROCESS, thread) + BCRYPT_NICENESS
-        os.setpriority(os.PRIO_PROCESS, thread, min(nice, 19))
+        if idle:
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        else:
+            os.sched_setscheduler(thread, os.SCHED_OTHER, os.sched_param(0))
+            nice = os.getpriority(os.PRIO_PROCESS, os.getpid()) + BCRYPT_NICENESS
+            os.setpriority(os.PRIO_PROCESS, thread, min(nice, 19))
     except (AttributeError, OSError):
-        pass  # not Linux, or not allowed: run at the usual priority
-
-
-def _yielding(work: Callable[..., T]) -> Callable[..., T]:
-    """``work``, run in a thread that gives way to the reactor for the CPU."""
-
-    def run(*args: Any) -> T:
-        if not getattr(_lowered, "done", False):
-            _lowered.done = True
-            _lower_priority()
-        return work(*args)
-
-    return run
+        pass
 
 
 class PasswordHasher:
     """
-    bcrypt in a small pool of its own threads.
+    bcrypt in a small pool of its own threads, below play in priority.
 
     bcrypt releases the GIL, so a couple of dedicated threads keep logins
-    from queueing behind database work in the reactor's default pool.
+    from queueing behind database work in the reactor's default pool. Each
+    hash starts on idle CPU time only (Linux's SCHED_IDLE), so that logins
+    wait rather than slow the moves of players already playing; one still
+    running after IDLE_ONLY_FOR seconds, because something else keeps the
+    CPU busy, is given a small share so that it finishes.
     """
 
-    def __init__(self, reactor: IReactorThreads, rounds: int = 12, threads: int = 2):
+    def __init__(self, reactor: Any, rounds: int = 12, threads: int = 2):
         self.reactor = reactor
         self.rounds = rounds
         self.pool = ThreadPool(minthreads=0, maxthreads=threads, name="bcrypt")
         # Any well-formed hash: checked against when the name is unknown, so
         # that a wrong name and a wrong password take the same time.
         self._decoy = bcrypt.hashpw(b"decoy-password", bcrypt.gensalt(rounds))
+        #: The hashes running now: native thread id -> when it started.
+        self.running: dict[int, float] = {}
+        self._watch = task.LoopingCall(self.promote_waiting)
+        self._watch.clock = reactor
 
     def start(self) -> None:
         self.pool.start()
+        self._watch.start(IDLE_ONLY_FOR / 4, now=False)
 
     def stop(self) -> None:
+        if self._watch.running:
+            self._watch.stop()
         self.pool.stop()
+
+    def promote_waiting(self, now: float | None = None) -> None:
+        """Give each hash running longer than IDLE_ONLY_FOR a share of CPU."""
+        now = time.monotonic() if now is None else now
+        for thread, started in list(self.running.items()):
+            if now - started >= IDLE_ONLY_FOR:
+                _set_priority(thread, idle=False)
+
+    def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        thread = threading.get_native_id()
+        _set_priority(thread, idle=True)
+        self.running[thread] = time.monotonic()
+        try:
+            return work(*args)
+        finally:
+            self.running.pop(thread, None)
 
     def hash(self, password: bytes) -> defer.Deferred[bytes]:
         salt = bcrypt.gensalt(self.rounds)
         return deferToThreadPool(
-            self.reactor, self.pool, _yielding(bcrypt.hashpw), password, salt
+            self.reactor, self.pool, self._in_thread, bcrypt.hashpw, password, salt
         )
 
     def check(self, password: bytes, hashed: bytes | None) -> defer.Deferred[bool]:
         target = self._decoy if hashed is None else hashed
         d = deferToThreadPool(
-            self.reactor, self.pool, _yielding(bcrypt.checkpw), password, target
+            self.reactor, self.pool, self._in_thread, bcrypt.checkpw, password, target
         )
         if hashed is None:
             d.addCallback(lambda _: False)

@@ -136,7 +136,7 @@ class InlineHasher(PasswordHasher):
     """bcrypt at cost 4, on the calling thread."""
 
     def __init__(self) -> None:
-        super().__init__(reactor=None, rounds=4, threads=1)  # type: ignore[arg-type]
+        super().__init__(reactor=None, rounds=4, threads=1)
 
     def start(self) -> None:
         pass

@@ -15,7 +15,12 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from chupacabra.accounts import BCRYPT_NICENESS, Accounts, PasswordHasher
+from chupacabra.accounts import (
+    BCRYPT_NICENESS,
+    IDLE_ONLY_FOR,
+    Accounts,
+    PasswordHasher,
+)
 from chupacabra.errors import CommandError
 from chupacabra.store import MIGRATIONS, NameTakenError, Store
 from chupacabra.testing import InlineHasher, MemoryStore
@@ -241,12 +246,12 @@ def bcrypt_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def hashpw(password: bytes, salt: bytes) -> bytes:
         threads.append(threading.get_ident())
-        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        policies.append(os.sched_getscheduler(threading.get_native_id()))
         return real_hashpw(password, salt)
 
     def checkpw(password: bytes, hashed: bytes) -> bool:
         threads.append(threading.get_ident())
-        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        policies.append(os.sched_getscheduler(threading.get_native_id()))
         return real_checkpw(password, hashed)
 
     monkeypatch.setattr(bcrypt, "hashpw", hashpw)
@@ -254,21 +259,60 @@ def bcrypt_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return threads
 
 
-#: The Linux niceness each bcrypt call ran at, in order.
-niceness: list[int] = []
+#: The Linux scheduling policy each bcrypt call ran under, in order.
+policies: list[int] = []
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="Linux scheduling"
+)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux niceness")
+@linux_only
 @pytest_twisted.inlineCallbacks
-def test_bcrypt_runs_below_the_reactor(
+def test_bcrypt_starts_on_idle_cpu_time_only(
     hasher: PasswordHasher, bcrypt_threads: list[int]
 ) -> Generator[Any, Any, None]:
-    """Logins give way to play: bcrypt threads run at a lower priority."""
-    del niceness[:]
+    """Logins give way to play: each hash starts under SCHED_IDLE."""
+    del policies[:]
     yield hasher.hash(b"password1")
     yield hasher.check(b"password1", None)
-    reactor_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert niceness == [min(19, reactor_niceness + BCRYPT_NICENESS)] * 2
+    assert policies == [os.SCHED_IDLE] * 2
+    assert os.sched_getscheduler(threading.get_native_id()) != os.SCHED_IDLE
+    assert hasher.running == {}
+
+
+@linux_only
+@pytest_twisted.inlineCallbacks
+def test_a_hash_kept_waiting_gets_a_share_of_the_cpu(
+    hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
+) -> Generator[Any, Any, None]:
+    """
+    A hash still running after IDLE_ONLY_FOR (other programs keep the CPU
+    busy) leaves SCHED_IDLE for a low normal priority, so logins finish.
+    """
+    started, release = threading.Event(), threading.Event()
+
+    def slow_check(password: bytes, hashed: bytes) -> bool:
+        started.set()
+        release.wait(30)
+        return True
+
+    monkeypatch.setattr(bcrypt, "checkpw", slow_check)
+    d = hasher.check(b"password1", None)
+    assert started.wait(30)
+    [(thread, began)] = hasher.running.items()
+    assert os.sched_getscheduler(thread) == os.SCHED_IDLE
+
+    hasher.promote_waiting(now=began + IDLE_ONLY_FOR / 2)
+    assert os.sched_getscheduler(thread) == os.SCHED_IDLE
+    hasher.promote_waiting(now=began + IDLE_ONLY_FOR)
+    assert os.sched_getscheduler(thread) == os.SCHED_OTHER
+    own = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    assert os.getpriority(os.PRIO_PROCESS, thread) == min(19, own + BCRYPT_NICENESS)
+
+    release.set()
+    assert (yield d) is False
+    assert hasher.running == {}
 
 
 @pytest_twisted.inlineCallbacks
