@@ -146,3 +146,31 @@ def test_history_and_replay_of_a_finished_match() -> None:
         f"OK 1 finished match of {other}"
     )
     assert second.send("HISTORY nobody")[0] == "ERR not-found there is no player nobody"
+
+
+def test_a_match_that_ended_before_a_restart_is_still_over() -> None:
+    """
+    After the game service restarts, a match that had ended answers as
+    over, not as unreachable: MOVE and FORFEIT say game-over, BOARD points
+    to its record, and play goes on.
+    """
+    world = World(service_store=MemoryStore())
+    first, second, match = world.pair()
+    for player, cell in [(first, 1), (second, 4), (first, 2), (second, 5)]:
+        assert _say(player, f"MOVE {match} {cell}")[0].startswith("OK")
+    assert _say(first, f"MOVE {match} 3")[-1].endswith("won")
+    _drain(first, second)
+
+    world.kill_service()
+    world.start_service()
+    world.reconnect()
+    _drain(first, second)
+
+    assert _say(first, f"MOVE {match} 7") == [f"ERR game-over match {match} is over"]
+    assert _say(second, "FORFEIT") == [f"ERR game-over match {match} is over"]
+    assert _say(first, f"BOARD {match}") == [
+        f"ERR no-match match {match} is over; HISTORY lists its record"
+    ]
+    assert _say(first, "HISTORY")[0].startswith("OK 1 finished match of ")
+    first.send("PLAY tictactoe")
+    assert _say(second, "PLAY tictactoe")[0].startswith("OK")

@@ -78,6 +78,29 @@ class MatchHandle:
         return call_remote(self.ref, method, *args)
 
 
+class FinishedMatch(MatchHandle):
+    """
+    A match that ended before its game service restarted.
+
+    A service keeps only live matches in memory, so only the stored record
+    is left: moves and forfeits find the game over, and its state is a
+    ``no-match`` for callers to look the record up instead.
+    """
+
+    def __init__(self, match_id: str, link: ServiceLink) -> None:
+        self.id = match_id
+        self.link = link
+
+    def call(self, method: str, *args: Any) -> defer.Deferred[Any]:
+        if method in ("move", "forfeit"):
+            return defer.fail(CommandError("game-over", f"match {self.id} is over"))
+        return defer.fail(
+            CommandError(
+                "no-match", f"match {self.id} is over; HISTORY lists its record"
+            )
+        )
+
+
 class OnlinePlayer(pb.Referenceable):
     """
     A logged-in player: the reference game services push updates to.
@@ -157,6 +180,9 @@ class OnlinePlayer(pb.Referenceable):
             seen.add(snapshot["match"])
             self.matches[snapshot["match"]] = MatchHandle(snapshot["match"], ref, link)
             snapshots.append(snapshot)
+        for i, handle in enumerate(self.ended):
+            if handle.link is link:
+                self.ended[i] = FinishedMatch(handle.id, link)
         for match_id, handle in list(self.matches.items()):
             if handle.link is link and match_id not in seen:
                 del self.matches[match_id]
