@@ -12,7 +12,7 @@ from twisted.web.client import ResponseDone
 
 from chupacabra.accounts import Accounts
 from chupacabra.gateway import Gateway
-from chupacabra.gateway._core import TOKEN_LIFETIME
+from chupacabra.gateway._core import TOKEN_LIFETIME, TOKEN_RECHECK
 from chupacabra.gateway._http import KEEPALIVE, MAX_BODY, ROUTES
 from chupacabra.gateway._session import EVENT_BACKLOG
 from chupacabra.testing import InlineHasher
@@ -1201,3 +1201,43 @@ def test_a_move_with_half_a_surrogate_pair_is_refused(api: Api) -> None:
     assert answer.status == 400
     assert answer.error() == "bad-request"
     assert api.move(first, match, 5).status == 201
+
+
+def test_a_token_ended_by_another_gateway_stops_working_here(
+    api: Api, world: Any
+) -> None:
+    """
+    Gateways sharing a store learn of a logout elsewhere within
+    TOKEN_RECHECK seconds: the token is then a 401 here too.
+    """
+    token = api.account("alice")
+    assert api.call("GET", "/v1/matches", token=token).status == 200
+    # Another gateway on the same store logs the token out.
+    [key] = list(world.store.sessions)
+    world.store.delete_session(key)
+
+    assert api.call("GET", "/v1/matches", token=token).status == 200
+    world.reactor.advance(TOKEN_RECHECK)
+    answer = api.call("GET", "/v1/matches", token=token)
+    assert answer.status == 401
+    assert answer.error() == "unauthorized"
+    assert "alice" not in world.gateway.players
+    assert api.call("GET", "/v1/matches", token=api.login("alice")).status == 200
+
+
+def test_an_open_stream_ends_when_another_gateway_ends_its_token(
+    api: Api, world: Any
+) -> None:
+    """An event stream checks its token at each keepalive and ends once gone."""
+    token = api.account("alice")
+    stream = api.events(token)
+    world.reactor.advance(KEEPALIVE)
+    api.pump(lambda: False)
+    assert not stream.ended
+    [key] = list(world.store.sessions)
+    world.store.delete_session(key)
+
+    world.reactor.advance(KEEPALIVE)
+    api.pump(lambda: stream.ended)
+    assert stream.ended
+    assert "alice" not in world.gateway.players

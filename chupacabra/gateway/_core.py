@@ -43,6 +43,9 @@ MAX_FAILURES = 20
 FAILURE_WINDOW = 60.0
 #: How long an API token lasts, in seconds, unless configured.
 TOKEN_LIFETIME = 7 * 24 * 3600.0
+#: Seconds a gateway trusts its memory of a token before asking the store
+#: again, so that a logout on another gateway takes effect here too.
+TOKEN_RECHECK = 5.0
 
 
 @attrs.define
@@ -305,6 +308,10 @@ class Gateway(service.MultiService):
         """The session a token stands for, or ``unauthorized``."""
         key = _hash(token)
         session = self.tokens.get(key)
+        now = self.clock.seconds()
+        if session is not None and now - session.checked_at >= TOKEN_RECHECK:
+            if not await self.recheck(session):
+                raise CommandError("unauthorized", "a valid bearer token is required")
         if session is None:
             row = await from_store(self.accounts.store.find_session(key))
             if row is not None and key not in self.tokens:
@@ -316,6 +323,18 @@ class Gateway(service.MultiService):
                 await self.close_token(session)
             raise CommandError("unauthorized", "a valid bearer token is required")
         return session
+
+    async def recheck(self, session: TokenSession) -> bool:
+        """
+        Whether ``session``'s token is still in the store; if another
+        gateway sharing the store has logged it out, end it here too.
+        """
+        if await from_store(self.accounts.store.find_session(session.key)):
+            session.checked_at = self.clock.seconds()
+            return True
+        if self.tokens.get(session.key) is session:
+            await self.close_token(session)
+        return False
 
     async def _token_session(
         self, key: str, name: str, expires_at: float

@@ -448,6 +448,9 @@ class EventStream:
 
     def _comment(self) -> None:
         self.request.write(b": keepalive\n\n")
+        # A stream outlives any request: see whether the token still holds.
+        d = defer.Deferred.fromCoroutine(self.session.gateway.recheck(self.session))
+        d.addErrback(lambda f: f.trap(CommandError))  # store down: keep going
 
     def _end(self) -> None:
         if not self.request.finished and not self.request._disconnected:

@@ -363,5 +363,8 @@ class TokenSession(Session):
         self.key = key
         self.expires_at = expires_at
         self.expiry: IDelayedCall | None = None
+        #: When the store last confirmed the token (another gateway may
+        #: have ended it since).
+        self.checked_at = gateway.clock.seconds()
         #: Called when the session ends (logout or expiry).
         self.on_close: list[Callable[[], None]] = []
