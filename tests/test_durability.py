@@ -174,3 +174,26 @@ def test_a_match_that_ended_before_a_restart_is_still_over() -> None:
     assert _say(first, "HISTORY")[0].startswith("OK 1 finished match of ")
     first.send("PLAY tictactoe")
     assert _say(second, "PLAY tictactoe")[0].startswith("OK")
+
+
+def test_a_second_login_keeps_the_recent_matches_whole() -> None:
+    """
+    Logging in again elsewhere (an API token) while the game service stays
+    up leaves the player's recently ended matches as they were.
+    """
+    world = World(service_store=MemoryStore())
+    first, second, match = world.pair()
+    for player, cell in [(first, 1), (second, 4), (first, 2), (second, 5)]:
+        assert _say(player, f"MOVE {match} {cell}")[0].startswith("OK")
+    assert _say(first, f"MOVE {match} 3")[-1].endswith("won")
+    before = _say(first, f"BOARD {match}")
+    assert before[0].startswith("OK")
+
+    opened = defer.Deferred.fromCoroutine(
+        world.gateway.open_token(first.protocol.session.name, "password1")
+    )
+    world.flush()
+    assert opened.called
+
+    assert _say(first, f"BOARD {match}") == before
+    assert _say(first, f"MOVE {match} 7") == [f"ERR game-over match {match} is over"]

@@ -184,7 +184,10 @@ class OnlinePlayer(pb.Referenceable):
             self.matches[snapshot["match"]] = MatchHandle(snapshot["match"], ref, link)
             snapshots.append(snapshot)
         for i, handle in enumerate(self.ended):
-            if handle.link is link:
+            if isinstance(handle, FinishedMatch) or handle.link is not link:
+                continue
+            if handle.ref.broker.disconnected:
+                # Its game service restarted and kept only live matches.
                 self.ended[i] = FinishedMatch(handle.id, link)
         for match_id, handle in list(self.matches.items()):
             if handle.link is link and match_id not in seen:
