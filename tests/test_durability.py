@@ -6,10 +6,13 @@ import json
 from typing import Any
 
 import pytest
+import pytest_twisted
 from conftest import LinePlayer, World
 from twisted.internet import defer
+from twisted.internet.task import Clock
 
-from chupacabra.games import TicTacToe, replay
+from chupacabra.games import TicTacToe, installed_games, replay
+from chupacabra.service import MatchService
 from chupacabra.testing import MemoryStore
 
 
@@ -197,3 +200,22 @@ def test_a_second_login_keeps_the_recent_matches_whole() -> None:
 
     assert _say(first, f"BOARD {match}") == before
     assert _say(first, f"MOVE {match} 7") == [f"ERR game-over match {match} is over"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_match_whose_end_was_not_stored_is_finished_on_restore() -> None:
+    """
+    If the store took a match's last move but failed on its end, the next
+    start records the end instead of restoring a match nobody can move in.
+    """
+    store = MemoryStore()
+    await store.create_match("default", "m1", "tictactoe", ["ann", "bo"], 100.0)
+    for number, (player, cell) in enumerate(
+        [("ann", "1"), ("bo", "4"), ("ann", "2"), ("bo", "5"), ("ann", "3")], 1
+    ):
+        await store.record_move("m1", number, player, cell, 100.0 + number)
+
+    service = MatchService(installed_games(), Clock(), store=store)
+    assert await service.restore() == 0
+    record = await store.match("m1")
+    assert (record.status, record.winner, record.reason) == ("over", "ann", "win")

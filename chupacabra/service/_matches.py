@@ -425,6 +425,15 @@ class MatchService:
                     "match {match} cannot be replayed: {why}", match=record.id, why=e
                 )
                 continue
+            outcome = game.outcome(match.state)
+            if outcome is not None:
+                # Its last move was stored but not its end: record that now.
+                match._cancel_timer()
+                match.outcome = outcome
+                await self.store.finish_match(
+                    match.id, match._winner_name(), outcome.reason, self.clock.seconds()
+                )
+                continue
             self.matches[match.id] = match
             await self.store.set_turn_started(match.id, match._turn_started)
         if records:
