@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -102,26 +103,42 @@ BROKEN_STREAMS = [
 ]
 
 
-def test_refuses_what_twisted_refuses() -> None:
+@pytest.mark.parametrize("stream", BROKEN_STREAMS)
+@pytest.mark.parametrize("decode", ["twisted", "ours"])
+def test_refuses_what_twisted_refuses(stream: bytes, decode: str) -> None:
     """What Twisted's decoder refuses, ours refuses too."""
-    for stream in BROKEN_STREAMS:
-        broker = pb.Broker()
-        broker.makeConnection(StringTransport())
-        broker.currentDialect = b"pb"
-        try:
-            broker.dataReceived(stream)
-        except (banana.BananaError, NotImplementedError):
-            pass
+    broker = pb.Broker() if decode == "twisted" else Broker()
+    broker.makeConnection(StringTransport())
+    broker.currentDialect = b"pb"
+    with pytest.raises((banana.BananaError, NotImplementedError)):
+        if isinstance(broker, Broker):
+            broker._decode(stream)
         else:
-            raise AssertionError(f"Twisted took {stream!r}")
-        ours = Broker()
-        ours.makeConnection(StringTransport())
-        ours.currentDialect = b"pb"
-        try:
-            ours._decode(stream)
-        except (banana.BananaError, NotImplementedError):
-            continue
-        raise AssertionError(f"we took {stream!r}")
+            broker.dataReceived(stream)
+
+
+def _service_broker(world: World) -> tuple[Any, StringTransport]:
+    """A game service's PB connection over a StringTransport."""
+    broker = server_factory(world.service, SECRET).buildProtocol(None)
+    transport = StringTransport()
+    broker.makeConnection(transport)
+    return broker, transport
+
+
+def _warnings_while(run: Callable[[], None]) -> list[str]:
+    """The warnings logged while ``run`` runs."""
+    warnings: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_level") == LogLevel.warn:
+            warnings.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        run()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    return warnings
 
 
 @pytest.mark.parametrize(
@@ -141,24 +158,16 @@ def test_a_peer_that_breaks_the_protocol_is_dropped_quietly(
     Garbage on the game service's PB port closes that connection with one
     warning, before any login and without a traceback; the link carries on.
     """
-    warnings: list[str] = []
+    broker, transport = _service_broker(world)
 
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_level") == LogLevel.warn:
-            warnings.append(formatEvent(event))
-
-    broker = server_factory(world.service, SECRET).buildProtocol(None)
-    transport = StringTransport()
-    broker.makeConnection(transport)
-    globalLogPublisher.addObserver(observe)
-    try:
+    def feed() -> None:
         for byte in range(len(stream)):
             if transport.disconnecting:
                 break
             broker.dataReceived(stream[byte : byte + 1])
         broker.dataReceived(b"\x01\x8f")
-    finally:
-        globalLogPublisher.removeObserver(observe)
+
+    warnings = _warnings_while(feed)
     assert transport.disconnecting
     assert all("broke the protocol" in w for w in warnings)
     first, _, _ = world.pair()
@@ -180,22 +189,11 @@ def test_a_malformed_call_before_login_is_answered_and_dropped(
     A well-framed call to PB's login object that makes no sense gets an
     error answer and loses its connection, with one warning, no traceback.
     """
-    warnings: list[str] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        if event.get("log_level") == LogLevel.warn:
-            warnings.append(formatEvent(event))
-
-    broker = server_factory(world.service, SECRET).buildProtocol(None)
-    transport = StringTransport()
-    broker.makeConnection(transport)
-    globalLogPublisher.addObserver(observe)
-    try:
-        broker.dataReceived(_sent(pb.Broker, b"pb"))
-        call = [b"message", 1, b"root", b"login", 1, arguments, [b"dictionary"]]
-        broker.dataReceived(_sent(pb.Broker, call))
-    finally:
-        globalLogPublisher.removeObserver(observe)
+    broker, transport = _service_broker(world)
+    call = [b"message", 1, b"root", b"login", 1, arguments, [b"dictionary"]]
+    warnings = _warnings_while(
+        lambda: broker.dataReceived(_sent(pb.Broker, b"pb") + _sent(pb.Broker, call))
+    )
     assert transport.disconnecting
     assert b"malformed call before login" in transport.value()
     assert len(warnings) == 1 and "broke the protocol" in warnings[0]
