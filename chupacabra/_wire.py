@@ -19,7 +19,6 @@ It differs from L{pb.Broker} in these ways, all for speed and size:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
@@ -226,27 +225,13 @@ class Broker(pb.Broker):
         )
         transport.loseConnection()
 
-    def _recvMessage(
-        self,
-        findObjMethod: Callable[[Any], Any],
-        requestID: int,
-        objectID: Any,
-        message: Any,
-        answerRequired: int,
-        netArgs: Any,
-        netKw: Any,
-    ) -> None:
-        def find(object_id: Any) -> Any:
-            found = findObjMethod(object_id)
-            if type(found).__module__ == pb.__name__:
-                # Twisted's own login objects: whoever is calling has not
-                # logged in, and a malformed call is theirs to answer for.
-                return _BeforeLogin(found, self)
-            return found
-
-        super()._recvMessage(
-            find, requestID, objectID, message, answerRequired, netArgs, netKw
-        )
+    def localObjectForID(self, luid: Any) -> Any:
+        found = super().localObjectForID(luid)
+        if type(found).__module__ == pb.__name__:
+            # Twisted's own login objects: whoever is calling has not
+            # logged in, and a malformed call is theirs to answer for.
+            return _BeforeLogin(found, self)
+        return found
 
     def _decode(self, chunk: bytes) -> None:
         """Decode the same items, with the same limits, as L{banana.Banana}."""

@@ -121,24 +121,18 @@ class OnlinePlayer(pb.Referenceable):
 
     def remote_event(
         self,
-        event: Event | str,
+        encoded: str,
         match: pb.RemoteReference | None,
         recipients: list[str] | None = None,
     ) -> None:
         """
-        An update from a game service for ``recipients`` on this gateway.
+        An update (in JSON) from a game service for ``recipients`` here.
 
         One message serves every named player here (by default just this
         one), so that the service sends an update once per gateway.
         """
-        if isinstance(event, str):
-            event = json.loads(event)
-        assert isinstance(event, dict)
         names = recipients if isinstance(recipients, list) else [self.name]
-        for name in names:
-            player = self if name == self.name else self.gateway.players.get(name)
-            if isinstance(player, OnlinePlayer):
-                player.receive(event, match)
+        self._deliver_to(names, json.loads(encoded), match)
 
     def answered(self, answer: str) -> Event:
         """
@@ -147,9 +141,17 @@ class OnlinePlayer(pb.Referenceable):
         """
         data = json.loads(answer)
         for event in data["events"]:
-            self.remote_event(event, None, data["recipients"])
+            self._deliver_to(data["recipients"], event, None)
         result: Event = data["result"]
         return result
+
+    def _deliver_to(
+        self, names: list[str], event: Event, match: pb.RemoteReference | None
+    ) -> None:
+        for name in names:
+            player = self if name == self.name else self.gateway.players.get(name)
+            if isinstance(player, OnlinePlayer):
+                player.receive(event, match)
 
     def receive(self, event: Event, match: pb.RemoteReference | None) -> None:
         match_id = event.get("match")
@@ -505,16 +507,6 @@ def unexpected(log: Logger, failure: Failure, command: str) -> CommandError:
     """Log a failure nobody planned for and say so without details."""
     log.failure("command {command} failed unexpectedly", failure, command=command)
     return CommandError("internal", "the server failed; the failure was logged")
-
-
-__all__ = [
-    "EventLog",
-    "Gateway",
-    "MatchHandle",
-    "OnlinePlayer",
-    "Session",
-    "TokenSession",
-]
 
 
 __all__ = [

@@ -131,12 +131,15 @@ class Match(pb.Referenceable):
         Rebuild the position from its moves after a restart.
 
         The player to move keeps the time they had used, ``elapsed``; the
-        time the service was down is not charged to them.
+        time the service was down is not charged to them.  Moves that
+        already end the game leave the match over, with no clock.
         """
         for text in moves:
             self.state, move = self.game.play(self.state, text)
             self.moves.append(self.game.format_move(move))
-        self._start_turn(elapsed)
+        self.outcome = self.game.outcome(self.state)
+        if self.outcome is None:
+            self._start_turn(elapsed)
 
     def _start_turn(self, elapsed: float = 0.0) -> None:
         self._cancel_timer()
@@ -425,13 +428,13 @@ class MatchService:
                     "match {match} cannot be replayed: {why}", match=record.id, why=e
                 )
                 continue
-            outcome = game.outcome(match.state)
-            if outcome is not None:
+            if match.outcome is not None:
                 # Its last move was stored but not its end: record that now.
-                match._cancel_timer()
-                match.outcome = outcome
                 await self.store.finish_match(
-                    match.id, match._winner_name(), outcome.reason, self.clock.seconds()
+                    match.id,
+                    match._winner_name(),
+                    match.outcome.reason,
+                    self.clock.seconds(),
                 )
                 continue
             self.matches[match.id] = match
