@@ -29,6 +29,12 @@ CEILING_LINE = "MOVE abcdef 5"
 DRAIN_SECONDS = 30.0
 
 Reply = Callable[[dict[str, Any], float], None]
+
+
+def _nothing() -> None:
+    pass
+
+
 EventHandler = Callable[["Conn", dict[str, Any], float], None]
 
 
@@ -405,8 +411,15 @@ class Worker:
         if phase >= 0:
             self.sends.append((match, ply, sent, phase))
 
+        conn.send(f"MOVE {match} {cell + 1}", self.timed("move", sent, phase))
+
+    def timed(
+        self, what: str, sent: float, phase: int, then: Callable[[], None] = _nothing
+    ) -> Reply:
+        """A reply handler that counts a move sent at ``sent`` and times it."""
+
         def answered(message: dict[str, Any], now: float) -> None:
-            if not self.check(message, "move"):
+            if not self.check(message, what):
                 return
             self.moves_done += 1
             done_in = self.phase_of(now)
@@ -414,8 +427,9 @@ class Worker:
                 self.phases[done_in].moves += 1
             if phase >= 0:
                 self.phases[phase].move_latencies.append(now - sent)
+            then()
 
-        conn.send(f"MOVE {match} {cell + 1}", answered)
+        return answered
 
     def seek(self, conn: Conn) -> None:
         if self.moves_sent >= self.max_moves:
@@ -432,20 +446,12 @@ class Worker:
         phase = self.phase_of(sent)
         self.moves_sent += 1
 
-        def answered(message: dict[str, Any], now: float) -> None:
-            if not self.check(message, "relay"):
-                return
-            self.moves_done += 1
-            done_in = self.phase_of(now)
-            if done_in >= 0:
-                self.phases[done_in].moves += 1
-            if phase >= 0:
-                self.phases[phase].move_latencies.append(now - sent)
+        def next_turn() -> None:
             partner = conn.partner
             assert partner is not None
             self.pacer.run(lambda: self.ceiling_send(partner))
 
-        conn.send(CEILING_LINE, answered)
+        conn.send(CEILING_LINE, self.timed("relay", sent, phase, next_turn))
 
     # Logins
 
